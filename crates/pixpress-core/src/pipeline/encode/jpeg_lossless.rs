@@ -1,0 +1,172 @@
+//! Lossless JPEG re-coding, as `jpegtran -optimize -progressive -copy none` does it: the DCT
+//! coefficients are read and written back with optimised Huffman tables and a progressive scan
+//! script, so no pixel can change. Metadata is dropped except the ICC profile (dropping it would
+//! change colours) and, when the image is not upright, a minimal EXIF block carrying only the
+//! orientation (dropping it would turn the picture on its side).
+//!
+//! libjpeg reports fatal errors through `error_exit`; ours unwinds (mozjpeg-sys is built with
+//! "C-unwind" ABI for that), the unwind is caught here and becomes `CoreError::Corrupt`, and the
+//! drop guards release libjpeg's memory on the way out.
+
+use std::mem;
+use std::os::raw::{c_int, c_uint, c_ulong};
+use std::ptr;
+
+use mozjpeg_sys::{
+    boolean, jpeg_common_struct, jpeg_compress_struct, jpeg_copy_critical_parameters,
+    jpeg_create_compress, jpeg_create_decompress, jpeg_decompress_struct,
+    jpeg_destroy_compress, jpeg_destroy_decompress, jpeg_error_mgr, jpeg_finish_compress,
+    jpeg_finish_decompress, jpeg_mem_dest, jpeg_mem_src, jpeg_read_coefficients,
+    jpeg_read_header, jpeg_save_markers, jpeg_simple_progression, jpeg_std_error,
+    jpeg_write_coefficients, jpeg_write_marker,
+};
+
+use super::panic_text;
+use crate::CoreError;
+
+const APP1: c_int = 0xE1;
+const APP2: c_int = 0xE2;
+const ICC_SIGNATURE: &[u8] = b"ICC_PROFILE\0";
+
+/// Re-codes `input` losslessly. `orientation` is the EXIF orientation value (1 = upright).
+pub fn transcode(input: &[u8], orientation: u8) -> Result<Vec<u8>, CoreError> {
+    if input.len() > c_ulong::MAX as usize {
+        return Err(CoreError::Corrupt("input too large for libjpeg".into()));
+    }
+    // SAFETY: every libjpeg object is created, used and destroyed inside this call; fatal
+    // errors unwind out of the C code and are caught right here.
+    std::panic::catch_unwind(|| unsafe { transcode_unwinding(input, orientation) })
+        .map_err(|panic| CoreError::Corrupt(panic_text(panic)))
+}
+
+unsafe fn transcode_unwinding(input: &[u8], orientation: u8) -> Vec<u8> {
+    let mut derr = new_error_mgr();
+    let mut dinfo: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
+    dinfo.common.err = &mut *derr;
+    jpeg_create_decompress(&mut *dinfo);
+    let dguard = DecompressGuard(&mut *dinfo);
+    let d = &mut *dguard.0;
+
+    jpeg_mem_src(d, input.as_ptr(), input.len() as c_ulong);
+    jpeg_save_markers(d, APP2, 0xFFFF);
+    jpeg_read_header(d, 1 as boolean);
+    let coefficients = jpeg_read_coefficients(d);
+
+    let mut cerr = new_error_mgr();
+    let mut cinfo: Box<jpeg_compress_struct> = Box::new(mem::zeroed());
+    cinfo.common.err = &mut *cerr;
+    jpeg_create_compress(&mut *cinfo);
+    let mut cguard = CompressGuard {
+        cinfo: &mut *cinfo,
+        buffer: ptr::null_mut(),
+        size: 0,
+    };
+    let c = &mut *cguard.cinfo;
+    jpeg_mem_dest(c, &mut cguard.buffer, &mut cguard.size);
+    jpeg_copy_critical_parameters(d, c);
+    c.optimize_coding = 1 as boolean;
+    jpeg_simple_progression(c);
+    jpeg_write_coefficients(c, coefficients);
+
+    if orientation != 1 {
+        let exif = orientation_only_exif(orientation);
+        jpeg_write_marker(c, APP1, exif.as_ptr(), exif.len() as c_uint);
+    }
+    copy_icc_markers(d, c);
+
+    jpeg_finish_compress(c);
+    jpeg_finish_decompress(d);
+    let out = std::slice::from_raw_parts(cguard.buffer, cguard.size as usize).to_vec();
+    drop(cguard);
+    drop(dguard);
+    drop(cinfo);
+    drop(dinfo);
+    drop(cerr);
+    drop(derr);
+    out
+}
+
+unsafe fn copy_icc_markers(d: &jpeg_decompress_struct, c: &mut jpeg_compress_struct) {
+    let mut marker = d.marker_list;
+    while let Some(m) = marker.as_ref() {
+        let data = std::slice::from_raw_parts(m.data, m.data_length as usize);
+        if c_int::from(m.marker) == APP2 && data.starts_with(ICC_SIGNATURE) {
+            jpeg_write_marker(c, APP2, m.data, m.data_length);
+        }
+        marker = m.next;
+    }
+}
+
+/// A big-endian TIFF block with one IFD entry: Orientation (0x0112), SHORT, count 1.
+pub fn orientation_only_exif(orientation: u8) -> Vec<u8> {
+    let mut exif = Vec::with_capacity(34);
+    exif.extend_from_slice(b"Exif\0\0");
+    exif.extend_from_slice(b"MM\0\x2A\0\0\0\x08");
+    exif.extend_from_slice(&1u16.to_be_bytes());
+    exif.extend_from_slice(&0x0112u16.to_be_bytes());
+    exif.extend_from_slice(&3u16.to_be_bytes());
+    exif.extend_from_slice(&1u32.to_be_bytes());
+    exif.extend_from_slice(&u16::from(orientation).to_be_bytes());
+    exif.extend_from_slice(&[0, 0]);
+    exif.extend_from_slice(&0u32.to_be_bytes());
+    exif
+}
+
+unsafe fn new_error_mgr() -> Box<jpeg_error_mgr> {
+    let mut err: Box<jpeg_error_mgr> = Box::new(mem::zeroed());
+    jpeg_std_error(&mut err);
+    err.error_exit = Some(unwind_on_error);
+    err.emit_message = Some(ignore_warning);
+    err
+}
+
+extern "C-unwind" fn ignore_warning(_cinfo: &mut jpeg_common_struct, _level: c_int) {}
+
+extern "C-unwind" fn unwind_on_error(cinfo: &mut jpeg_common_struct) {
+    let message = unsafe { libjpeg_message(cinfo) };
+    std::panic::resume_unwind(Box::new(message));
+}
+
+unsafe fn libjpeg_message(cinfo: &mut jpeg_common_struct) -> String {
+    let Some(err) = cinfo.err.as_ref() else {
+        return "libjpeg error".to_string();
+    };
+    let code = err.msg_code;
+    let Some(format_message) = err.format_message else {
+        return format!("libjpeg error {code}");
+    };
+    let mut buffer = [0u8; 80];
+    // The binding types the buffer as shared, but libjpeg writes into it: call it as mutable.
+    let format_message: unsafe extern "C-unwind" fn(&mut jpeg_common_struct, &mut [u8; 80]) =
+        mem::transmute(format_message);
+    format_message(cinfo, &mut buffer);
+    let text = buffer.split(|&b| b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(text).into_owned()
+}
+
+struct DecompressGuard(*mut jpeg_decompress_struct);
+
+impl Drop for DecompressGuard {
+    fn drop(&mut self) {
+        // SAFETY: the struct was created by jpeg_create_decompress and outlives this guard.
+        unsafe { jpeg_destroy_decompress(&mut *self.0) }
+    }
+}
+
+struct CompressGuard {
+    cinfo: *mut jpeg_compress_struct,
+    buffer: *mut u8,
+    size: c_ulong,
+}
+
+impl Drop for CompressGuard {
+    fn drop(&mut self) {
+        // SAFETY: created by jpeg_create_compress; the buffer was malloc'd by jpeg_mem_dest.
+        unsafe {
+            jpeg_destroy_compress(&mut *self.cinfo);
+            if !self.buffer.is_null() {
+                libc::free(self.buffer.cast());
+            }
+        }
+    }
+}

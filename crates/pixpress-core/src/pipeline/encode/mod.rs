@@ -1,0 +1,19 @@
+//! Codecs: one module per output format. Each takes pixels (or, for the lossless paths, the
+//! encoded input) and options as plain values, and knows nothing of requests, plans or keys.
+
+pub mod gif;
+pub mod jpeg;
+pub mod jpeg_lossless;
+pub mod png;
+pub mod webp;
+
+/// Turns a caught panic payload (C libraries here report fatal errors by unwinding) into text.
+pub(crate) fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else {
+        "codec failure".to_string()
+    }
+}

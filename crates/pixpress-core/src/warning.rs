@@ -1,0 +1,29 @@
+//! Warning codes: stable, machine-readable names for things pixpress did that the caller did not
+//! literally ask for. Every code users can script against is listed here and nowhere else.
+
+use serde::Serialize;
+
+pub const ORIGINAL_RETURNED_NOT_SMALLER: &str = "original_returned_not_smaller";
+pub const EXIF_ORIENTATION_KEPT_AS_TAG: &str = "exif_orientation_kept_as_tag";
+pub const EXIF_ORIENTATION_APPLIED: &str = "exif_orientation_applied";
+pub const LOSSY_NOT_AVAILABLE: &str = "lossy_not_available";
+pub const ANIMATION_FRAMES_DROPPED: &str = "animation_frames_dropped";
+pub const UNKNOWN_FIELD: &str = "unknown_field";
+pub const NOT_ENLARGED: &str = "not_enlarged";
+pub const CROP_WINDOW_CLAMPED: &str = "crop_window_clamped";
+pub const UNKNOWN_CROP_MODE: &str = "unknown_crop_mode";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Warning {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The axum application: shared state, the router, and start-up (database, first key, stores,
+//! background sweep, graceful shutdown). Instances keep no state of their own beyond caches:
+//! keys and result records are in the database, result bytes in the result store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use pixpress_core::Limits;
+use tokio::sync::Semaphore;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::ServerConfig;
+use crate::db::{self, Db};
+use crate::error::ApiError;
+use crate::fetch::Fetcher;
+use crate::fetch_guard::AddressPolicy;
+use crate::results::ResultStore;
+use crate::{keys, request_id, routes};
+
+/// JSON option bodies are small; the image itself comes by URL or in the multipart upload.
+const MAX_JSON_BODY: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub results: ResultStore,
+    pub fetcher: Fetcher,
+    pub limits: Limits,
+    pub public_url: String,
+    image_slots: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Runs CPU-heavy image work on the blocking pool, at most `workers` at a time, so one big
+    /// image never stalls the async runtime that serves everyone else.
+    pub async fn run_image_work<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _slot = self
+            .image_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::internal("image worker pool closed", e))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::internal("image worker failed", e))
+    }
+}
+
+pub fn router(state: AppState, max_upload_bytes: u64) -> Router {
+    let upload_limit = usize::try_from(max_upload_bytes).unwrap_or(usize::MAX).saturating_add(MAX_JSON_BODY);
+    let v1 = Router::new()
+        .route("/v1/", post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
+        .route("/v1/url", post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
+        .route("/v1/upload", post(routes::optimize_upload).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/v1/images/{file}", get(routes::hosted_image))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz));
+    v1.fallback(routes::not_found_fallback)
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .with_state(state)
+}
+
+/// Opens the database and prints a first key when the key store is empty.
+pub async fn open_database(config: &ServerConfig) -> anyhow::Result<Db> {
+    db::open(&config.data_dir, config.database_url.as_deref()).await
+}
+
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
+    let results = ResultStore::new(config.data_dir.join("results"), config.result_ttl)?;
+    let fetcher = Fetcher::new(
+        AddressPolicy::new(config.fetch_allow.clone()),
+        config.max_input_bytes,
+        config.fetch_connect_timeout,
+        config.fetch_timeout,
+    )?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let bound = listener.local_addr()?;
+    let public_url = public_url(&config, bound);
+    print_first_key_if_none(&db, &public_url).await?;
+
+    let limits = Limits {
+        max_pixels: config.max_pixels,
+        ..Limits::default()
+    };
+    let state = AppState {
+        db: db.clone(),
+        results: results.clone(),
+        fetcher,
+        limits,
+        public_url: public_url.clone(),
+        image_slots: Arc::new(Semaphore::new(config.workers.max(1))),
+    };
+    tokio::spawn(results.sweep_forever(db, config.sweep_interval));
+    let app = router(state, config.max_input_bytes);
+    println!("pixpress listening on {public_url}");
+    tracing::info!(address = %bound, "listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+fn public_url(config: &ServerConfig, bound: SocketAddr) -> String {
+    match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{bound}"),
+    }
+}
+
+/// On first start the key store is empty: create one free key and show it once (SPEC §1).
+async fn print_first_key_if_none(db: &Db, public_url: &str) -> anyhow::Result<()> {
+    if keys::count(db).await? > 0 {
+        return Ok(());
+    }
+    let (key, info) = keys::create(db, "free", Some("first key")).await?;
+    println!("pixpress: created your first API key (id {}, plan {}). It is shown only this once:", info.id, info.plan);
+    println!("  {key}");
+    println!("Try it:");
+    println!(
+        "  curl -F 'image=@photo.jpg' -F 'data={{\"api_key\": \"{key}\", \"lossy\": true}}' {public_url}/v1/upload"
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,45 @@
+//! Server settings, filled by the binary from flags, env vars and the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite:` URL; None means `DATA_DIR/pixpress.db`.
+    pub database_url: Option<String>,
+    /// Base of hosted result URLs; None means `http://<bound address>`.
+    pub public_url: Option<String>,
+    pub result_ttl: Duration,
+    pub sweep_interval: Duration,
+    pub fetch_allow: Vec<IpNet>,
+    pub fetch_connect_timeout: Duration,
+    pub fetch_timeout: Duration,
+    pub max_input_bytes: u64,
+    pub max_pixels: u64,
+    /// Images processed at once; more wait for a slot.
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    pub fn with_data_dir(data_dir: PathBuf) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            database_url: None,
+            public_url: None,
+            result_ttl: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(60),
+            fetch_allow: Vec::new(),
+            fetch_connect_timeout: Duration::from_secs(5),
+            fetch_timeout: Duration::from_secs(30),
+            max_input_bytes: 32 * 1024 * 1024,
+            max_pixels: 100_000_000,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}

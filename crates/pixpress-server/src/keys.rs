@@ -1,0 +1,166 @@
+//! API keys. A key looks like `pxk_<id>_<secret>`: the 8-hex-digit id is public (listings,
+//! logs, revocation), the 128-bit secret is not. Only SHA-256 of the whole key is stored; a
+//! presented key is found by its id and its hash compared in constant time. The key itself is
+//! shown once, when it is created, and never logged.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::db::{now_unix, Db};
+
+pub const PLANS: [&str; 4] = ["free", "starter", "pro", "business"];
+
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    pub id: String,
+    pub plan: String,
+    pub label: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Valid { id: String, plan: String },
+    Unknown,
+    Revoked,
+}
+
+fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Splits `pxk_<id>_<secret>` into its id; anything else has no id.
+fn key_id(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("pxk_")?;
+    let (id, secret) = rest.split_once('_')?;
+    (id.len() == 8 && !secret.is_empty()).then_some(id)
+}
+
+/// Creates a key on `plan` and returns `(full key, info)`. The full key is not stored.
+pub async fn create(db: &Db, plan: &str, label: Option<&str>) -> anyhow::Result<(String, KeyInfo)> {
+    anyhow::ensure!(PLANS.contains(&plan), "unknown plan {plan:?}; plans are {}", PLANS.join(", "));
+    let id = random_hex(4);
+    let key = format!("pxk_{id}_{}", random_hex(16));
+    let created_at = now_unix();
+    sqlx::query("INSERT INTO api_keys (id, secret_hash, plan, label, created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(&id)
+        .bind(hash_key(&key))
+        .bind(plan)
+        .bind(label)
+        .bind(created_at)
+        .execute(db)
+        .await?;
+    let info = KeyInfo {
+        id,
+        plan: plan.to_string(),
+        label: label.map(str::to_string),
+        created_at,
+        revoked_at: None,
+    };
+    Ok((key, info))
+}
+
+pub async fn list(db: &Db) -> anyhow::Result<Vec<KeyInfo>> {
+    let rows: Vec<(String, String, Option<String>, i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, plan, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, plan, label, created_at, revoked_at)| KeyInfo {
+            id,
+            plan,
+            label,
+            created_at,
+            revoked_at,
+        })
+        .collect())
+}
+
+pub async fn count(db: &Db) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys").fetch_one(db).await?)
+}
+
+/// Revokes by key id (or by the full key, whose id is then used). Returns false if not found.
+pub async fn revoke(db: &Db, id_or_key: &str) -> anyhow::Result<bool> {
+    let id = key_id(id_or_key).unwrap_or(id_or_key);
+    let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now_unix())
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 1 {
+        return Ok(true);
+    }
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    Ok(exists.is_some())
+}
+
+pub async fn verify(db: &Db, key: &str) -> anyhow::Result<Verdict> {
+    let Some(id) = key_id(key) else {
+        return Ok(Verdict::Unknown);
+    };
+    let row: Option<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT secret_hash, plan, revoked_at FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    let Some((stored_hash, plan, revoked_at)) = row else {
+        return Ok(Verdict::Unknown);
+    };
+    let presented = hash_key(key);
+    if !bool::from(presented.as_bytes().ct_eq(stored_hash.as_bytes())) {
+        return Ok(Verdict::Unknown);
+    }
+    if revoked_at.is_some() {
+        return Ok(Verdict::Revoked);
+    }
+    Ok(Verdict::Valid { id: id.to_string(), plan })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::open(dir.path(), None).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn create_verify_revoke() {
+        let (_dir, db) = temp_db().await;
+        let (key, info) = create(&db, "free", Some("test")).await.unwrap();
+        assert!(key.starts_with(&format!("pxk_{}_", info.id)));
+        assert_eq!(verify(&db, &key).await.unwrap(), Verdict::Valid { id: info.id.clone(), plan: "free".into() });
+        // Same id, wrong secret.
+        let forged = format!("pxk_{}_{}", info.id, "0".repeat(32));
+        assert_eq!(verify(&db, &forged).await.unwrap(), Verdict::Unknown);
+        assert_eq!(verify(&db, "nonsense").await.unwrap(), Verdict::Unknown);
+        assert!(revoke(&db, &info.id).await.unwrap());
+        assert_eq!(verify(&db, &key).await.unwrap(), Verdict::Revoked);
+        assert!(!revoke(&db, "deadbeef").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_key_itself_is_not_stored() {
+        let (_dir, db) = temp_db().await;
+        let (key, _) = create(&db, "pro", None).await.unwrap();
+        let secret = key.rsplit('_').next().unwrap().to_string();
+        let hashes: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM api_keys").fetch_all(&db).await.unwrap();
+        assert!(hashes.iter().all(|h| !h.contains(&secret)));
+        assert!(create(&db, "platinum", None).await.is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! pixpress-server: the HTTP face of pixpress.
+//!
+//! axum routes (`routes`), the request-options edge (`options`), API keys (`keys`), the URL
+//! fetcher and its SSRF guard (`fetch`, `fetch_guard`), hosted results (`results`) and the one
+//! error type that maps everything to HTTP (`error`). Pixels are the core crate's business: this
+//! crate hands it bytes and options and never touches a codec.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fetch;
+pub mod fetch_guard;
+pub mod keys;
+pub mod options;
+pub mod request_id;
+pub mod results;
+pub mod routes;
+
+pub use app::serve;
+pub use config::ServerConfig;

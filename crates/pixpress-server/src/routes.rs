@@ -1,0 +1,275 @@
+//! Handlers: each extracts, calls into the pipeline or the stores, and answers. The shared work
+//! of both optimise endpoints is [`optimize_and_host`].
+
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pixpress_core::{Output, Warning};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::error::{code, ApiError};
+use crate::keys::{self, Verdict};
+use crate::options::{self, Endpoint, ParsedOptions};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct KeyQuery {
+    api_key: Option<String>,
+}
+
+/// The response body of SPEC §6.
+#[derive(Debug, Serialize)]
+pub struct OptimizeResponse {
+    pub original_size: u64,
+    pub original_width: u32,
+    pub original_height: u32,
+    pub final_size: u64,
+    pub final_width: u32,
+    pub final_height: u32,
+    pub bytes_saved: u64,
+    pub url: String,
+    pub format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    pub expires_at: String,
+    pub warnings: Vec<Warning>,
+    pub stored: Vec<Value>,
+}
+
+pub async fn optimize_url(
+    State(state): State<AppState>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<OptimizeResponse>, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(e.status(), code::INVALID_JSON, format!("could not read the request body: {}", e.body_text()))
+    })?;
+    let value = options::parse_json_body(&body)?;
+    let options = options::parse(&value, Endpoint::Url)?;
+    let key_id = authenticate(&state, &headers, &query, &options).await?;
+    let url = options.url.clone().unwrap_or_default();
+    let input = state.fetcher.fetch(&url).await?;
+    optimize_and_host(&state, &key_id, input, options).await.map(Json)
+}
+
+pub async fn optimize_upload(
+    State(state): State<AppState>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<OptimizeResponse>, ApiError> {
+    let multipart = multipart.map_err(|e| {
+        ApiError::bad_request(
+            code::INVALID_MULTIPART,
+            format!("expected multipart/form-data with parts `image` and `data`: {}", e.body_text()),
+        )
+    })?;
+    let (image, data) = read_upload_parts(multipart, state.fetcher.max_bytes()).await?;
+    let options = match data {
+        Some(text) => options::parse(&options::parse_json_body(text.as_bytes())?, Endpoint::Upload)?,
+        None => ParsedOptions::default(),
+    };
+    let key_id = authenticate(&state, &headers, &query, &options).await?;
+    let image = image.ok_or_else(|| {
+        ApiError::field(code::MISSING_FIELD, "image", "the multipart part `image` (the file) is missing")
+    })?;
+    optimize_and_host(&state, &key_id, image, options).await.map(Json)
+}
+
+const MAX_DATA_PART: usize = 64 * 1024;
+
+/// Reads the `image` and `data` parts, counting image bytes as they stream in.
+async fn read_upload_parts(mut multipart: Multipart, max_bytes: u64) -> Result<(Option<Bytes>, Option<String>), ApiError> {
+    let mut image: Option<Bytes> = None;
+    let mut data: Option<String> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "image" => {
+                if image.is_some() {
+                    return Err(duplicate_part("image"));
+                }
+                let mut buf = bytes::BytesMut::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if (buf.len() + chunk.len()) as u64 > max_bytes {
+                        return Err(ApiError::too_large(max_bytes));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                image = Some(buf.freeze());
+            }
+            "data" => {
+                if data.is_some() {
+                    return Err(duplicate_part("data"));
+                }
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if buf.len() + chunk.len() > MAX_DATA_PART {
+                        return Err(ApiError::field(code::INVALID_FIELD, "data", "the `data` part is larger than 64 KiB"));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                data = Some(String::from_utf8(buf).map_err(|_| {
+                    ApiError::bad_request(code::INVALID_JSON, "the `data` part is not UTF-8 JSON")
+                })?);
+            }
+            // Unknown parts are drained and ignored, like unknown JSON fields.
+            _ => while field.chunk().await.map_err(multipart_error)?.is_some() {},
+        }
+    }
+    Ok((image, data))
+}
+
+fn duplicate_part(name: &str) -> ApiError {
+    ApiError::field(code::INVALID_MULTIPART, name, format!("the multipart part `{name}` was sent more than once"))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code::INPUT_TOO_LARGE, e.body_text());
+    }
+    ApiError::bad_request(code::INVALID_MULTIPART, format!("malformed multipart body: {}", e.body_text()))
+}
+
+/// Finds the key (Authorization: Bearer, then ?api_key=, then the options' api_key) and checks it.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &KeyQuery,
+    options: &ParsedOptions,
+) -> Result<String, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let key = bearer
+        .or(query.api_key.as_deref())
+        .or(options.api_key.as_deref())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                code::MISSING_API_KEY,
+                "an API key is required: send \"api_key\" in the options, ?api_key=, or Authorization: Bearer",
+            )
+        })?;
+    match keys::verify(&state.db, key).await.map_err(|e| ApiError::internal("key lookup", e))? {
+        Verdict::Valid { id, .. } => Ok(id),
+        Verdict::Unknown => Err(ApiError::unauthorized(code::INVALID_API_KEY, "the API key is not valid")),
+        Verdict::Revoked => Err(ApiError::unauthorized(code::REVOKED_API_KEY, "the API key has been revoked")),
+    }
+}
+
+async fn optimize_and_host(
+    state: &AppState,
+    key_id: &str,
+    input: Bytes,
+    options: ParsedOptions,
+) -> Result<OptimizeResponse, ApiError> {
+    let original_size = input.len() as u64;
+    let request = options.request.clone();
+    let limits = state.limits;
+    let output = state
+        .run_image_work(move || pixpress_core::optimize(&input, &request, &limits))
+        .await??;
+    let stored = state
+        .results
+        .put(&state.db, key_id, &output.bytes, output.format.extension(), output.format.mime())
+        .await
+        .map_err(|e| ApiError::internal("storing the result", e))?;
+    let url = format!("{}/v1/images/{}.{}", state.public_url, stored.id, stored.ext);
+    Ok(build_response(original_size, output, url, stored.expires_at_ms, options.warnings))
+}
+
+fn build_response(
+    original_size: u64,
+    output: Output,
+    url: String,
+    expires_at_ms: i64,
+    mut warnings: Vec<Warning>,
+) -> OptimizeResponse {
+    let final_size = output.bytes.len() as u64;
+    warnings.extend(output.warnings);
+    OptimizeResponse {
+        original_size,
+        original_width: output.original_width,
+        original_height: output.original_height,
+        final_size,
+        final_width: output.width,
+        final_height: output.height,
+        bytes_saved: original_size.saturating_sub(final_size),
+        url,
+        format: output.format.name(),
+        quality: output.quality,
+        expires_at: rfc3339(expires_at_ms),
+        warnings,
+        stored: Vec::new(),
+    }
+}
+
+fn rfc3339(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+pub async fn hosted_image(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no result {file:?}: unknown id, or it has expired"));
+    let (id, ext) = file.rsplit_once('.').ok_or_else(not_found)?;
+    let result = state
+        .results
+        .lookup(&state.db, id, ext)
+        .await
+        .map_err(|e| ApiError::internal("result lookup", e))?
+        .ok_or_else(not_found)?;
+    let remaining_secs = ((result.expires_at_ms - crate::db::now_unix_ms()) / 1000).max(0);
+    let cache_control = format!("public, max-age={remaining_secs}, immutable");
+    let etag = HeaderValue::from_str(&result.etag).map_err(|e| ApiError::internal("etag", e))?;
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let bytes = state.results.read(&result).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            not_found()
+        } else {
+            ApiError::internal("reading a result", e)
+        }
+    })?;
+    let content_type = HeaderValue::from_str(&result.content_type).map_err(|e| ApiError::internal("content type", e))?;
+    let cache_control = HeaderValue::from_str(&cache_control).map_err(|e| ApiError::internal("cache control", e))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    sqlx::query("SELECT 1")
+        .execute(&state.db)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::OVERLOADED, format!("database not reachable: {e}")))?;
+    Ok("ready")
+}
+
+pub async fn not_found_fallback() -> ApiError {
+    ApiError::not_found("no such endpoint; see POST /v1/, POST /v1/upload, GET /v1/images/{id}.{ext}")
+}

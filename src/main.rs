@@ -1,0 +1,150 @@
+//! The `pixpress` binary: argument parsing and wiring only. `serve` runs the API, `keys`
+//! manages API keys in the same database the server uses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use pixpress_server::{app, keys, ServerConfig};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(name = "pixpress", version, about = "Self-hosted image optimisation API")]
+struct Cli {
+    #[command(flatten)]
+    state: StateArgs,
+    /// Log format on stderr.
+    #[arg(long, env = "PIXPRESS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct StateArgs {
+    /// Where the SQLite database and hosted results live.
+    #[arg(long, env = "PIXPRESS_DATA_DIR", default_value = "./pixpress-data", global = true)]
+    data_dir: PathBuf,
+    /// Database URL (sqlite:…); default: DATA_DIR/pixpress.db.
+    #[arg(long = "database", env = "PIXPRESS_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "PIXPRESS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Base URL of hosted results, e.g. https://img.example.com (default: http://LISTEN).
+    #[arg(long, env = "PIXPRESS_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// How long hosted results live: 1d, 6h, 90s, …
+    #[arg(long, env = "PIXPRESS_RESULT_TTL", default_value = "1d", value_parser = humantime::parse_duration)]
+    result_ttl: Duration,
+    /// How often expired results are deleted.
+    #[arg(long, env = "PIXPRESS_SWEEP_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    sweep_interval: Duration,
+    /// CIDR that URL fetches may reach even though it is private/loopback (repeatable).
+    #[arg(long, env = "PIXPRESS_FETCH_ALLOW", value_delimiter = ',')]
+    fetch_allow: Vec<IpNet>,
+    /// Largest input image in bytes (upload or URL).
+    #[arg(long, env = "PIXPRESS_MAX_INPUT_BYTES", default_value_t = 32 * 1024 * 1024)]
+    max_input_bytes: u64,
+    /// Largest input in pixels (width × height × frames).
+    #[arg(long, env = "PIXPRESS_MAX_PIXELS", default_value_t = 100_000_000)]
+    max_pixels: u64,
+    /// Images processed at once (default: number of CPUs).
+    #[arg(long, env = "PIXPRESS_WORKERS")]
+    workers: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a key and print it (it is shown only once).
+    Create {
+        #[arg(long, default_value = "free")]
+        plan: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (ids, plans, labels; never the keys themselves).
+    List,
+    /// Revoke a key by its id (or the key itself).
+    Revoke { key_id: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(cli.state, args).await,
+        Command::Keys(command) => run_keys(cli.state, command).await,
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = ServerConfig::with_data_dir(state.data_dir);
+    config.database_url = state.database_url;
+    config.listen = args.listen;
+    config.public_url = args.public_url;
+    config.result_ttl = args.result_ttl;
+    config.sweep_interval = args.sweep_interval;
+    config.fetch_allow = args.fetch_allow;
+    config.max_input_bytes = args.max_input_bytes;
+    config.max_pixels = args.max_pixels;
+    if let Some(workers) = args.workers {
+        config.workers = workers;
+    }
+    pixpress_server::serve(config).await
+}
+
+async fn run_keys(state: StateArgs, command: KeysCommand) -> anyhow::Result<()> {
+    let mut config = ServerConfig::with_data_dir(state.data_dir);
+    config.database_url = state.database_url;
+    let db = app::open_database(&config).await.context("opening the database")?;
+    match command {
+        KeysCommand::Create { plan, label } => {
+            let (key, info) = keys::create(&db, &plan, label.as_deref()).await?;
+            println!("{key}");
+            eprintln!("created key {} on plan {} (shown only once; store it now)", info.id, info.plan);
+        }
+        KeysCommand::List => {
+            println!("{:<10} {:<10} {:<8} {}", "ID", "PLAN", "STATUS", "LABEL");
+            for k in keys::list(&db).await? {
+                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{:<10} {:<10} {:<8} {}", k.id, k.plan, status, k.label.unwrap_or_default());
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            anyhow::ensure!(keys::revoke(&db, &key_id).await?, "no key with id {key_id:?}");
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Test harness: starts the real `pixpress` binary on a free loopback port with its own data
+//! directory, and a tiny static file server on 127.0.0.1 for URL fetches. No mocks.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use axum::extract::Path as AxPath;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pixpress");
+
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+pub fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(corpus_dir().join(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub key: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(data_dir, extra)
+    }
+
+    pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pixpress");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut key = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(k) = line.trim().strip_prefix("pxk_") {
+                    if !line.contains("curl") {
+                        key = format!("pxk_{k}");
+                    }
+                }
+                if let Some(url) = line.strip_prefix("pixpress listening on ") {
+                    let _ = tx.send((url.to_string(), key.clone()));
+                }
+            }
+        });
+        let (base, key) = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start");
+        Server { child, base, key, data_dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Runs `pixpress keys …` against this server's data directory.
+    pub fn keys(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .arg("keys")
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .output()
+            .expect("run keys");
+        assert!(out.status.success(), "keys {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"));
+        dir
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A static server on 127.0.0.1: `/corpus/<path>` serves corpus files, `/status/<n>` answers
+/// that status, `/redirect/<n>` redirects n times before landing on a corpus JPEG, `/big`
+/// streams 40 MB without a Content-Length.
+pub async fn start_static_server() -> SocketAddr {
+    let app = Router::new()
+        .route("/corpus/{*path}", get(serve_corpus))
+        .route("/status/{code}", get(|AxPath(code): AxPath<u16>| async move {
+            StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT)
+        }))
+        .route("/redirect/{n}", get(|AxPath(n): AxPath<u32>| async move {
+            if n == 0 {
+                Redirect::temporary("/corpus/photo_garden.jpg")
+            } else {
+                Redirect::temporary(&format!("/redirect/{}", n - 1))
+            }
+        }))
+        .route("/big", get(|| async {
+            let chunk = bytes::Bytes::from(vec![0u8; 1024 * 1024]);
+            let stream = futures_util::stream::iter((0..40).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            axum::body::Body::from_stream(stream)
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+async fn serve_corpus(AxPath(path): AxPath<String>) -> Response {
+    match std::fs::read(corpus_dir().join(&path)) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
+/// POSTs a multipart upload like the seed's curl example.
+pub async fn upload(server: &Server, file: &[u8], name: &str, data: serde_json::Value) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new()
+        .part("image", reqwest::multipart::Part::bytes(file.to_vec()).file_name(name.to_string()))
+        .text("data", data.to_string());
+    client().post(server.url("/v1/upload")).multipart(form).send().await.expect("upload")
+}
+
+pub async fn post_json(server: &Server, body: serde_json::Value) -> reqwest::Response {
+    client().post(server.url("/v1/")).json(&body).send().await.expect("post")
+}
+
+pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, value)
+}
+
+/// Fetches a hosted result and returns its bytes, asserting the caching headers.
+pub async fn fetch_hosted(url: &str, content_type: &str) -> Vec<u8> {
+    let r = client().get(url).send().await.expect("get hosted");
+    assert_eq!(r.status(), 200, "hosted {url}");
+    assert_eq!(r.headers()[header::CONTENT_TYPE.as_str()], content_type);
+    assert!(r.headers().contains_key("etag"));
+    let cc = r.headers()["cache-control"].to_str().unwrap_or_default().to_string();
+    assert!(cc.contains("max-age=") && cc.contains("public"), "cache-control {cc}");
+    r.bytes().await.expect("bytes").to_vec()
+}
+
+pub fn decode_rgba(bytes: &[u8]) -> image::RgbaImage {
+    image::load_from_memory(bytes).expect("decodes").to_rgba8()
+}
+
+pub fn decode_rgba16(bytes: &[u8]) -> image::ImageBuffer<image::Rgba<u16>, Vec<u16>> {
+    image::load_from_memory(bytes).expect("decodes").to_rgba16()
+}
