@@ -14,7 +14,11 @@ use pixpress_server::{app, keys, ServerConfig};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "pixpress", version, about = "Self-hosted image optimisation API")]
+#[command(
+    name = "pixpress",
+    version,
+    about = "Self-hosted image optimisation API"
+)]
 struct Cli {
     #[command(flatten)]
     state: StateArgs,
@@ -28,7 +32,12 @@ struct Cli {
 #[derive(Args, Debug, Clone)]
 struct StateArgs {
     /// Where the SQLite database and hosted results live.
-    #[arg(long, env = "PIXPRESS_DATA_DIR", default_value = "./pixpress-data", global = true)]
+    #[arg(
+        long,
+        env = "PIXPRESS_DATA_DIR",
+        default_value = "./pixpress-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Database URL (sqlite:…); default: DATA_DIR/pixpress.db.
     #[arg(long = "database", env = "PIXPRESS_DATABASE_URL", global = true)]
@@ -100,7 +109,9 @@ async fn main() -> anyhow::Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -127,22 +138,40 @@ async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
 async fn run_keys(state: StateArgs, command: KeysCommand) -> anyhow::Result<()> {
     let mut config = ServerConfig::with_data_dir(state.data_dir);
     config.database_url = state.database_url;
-    let db = app::open_database(&config).await.context("opening the database")?;
+    let db = app::open_database(&config)
+        .await
+        .context("opening the database")?;
     match command {
         KeysCommand::Create { plan, label } => {
             let (key, info) = keys::create(&db, &plan, label.as_deref()).await?;
             println!("{key}");
-            eprintln!("created key {} on plan {} (shown only once; store it now)", info.id, info.plan);
+            eprintln!(
+                "created key {} on plan {} (shown only once; store it now)",
+                info.id, info.plan
+            );
         }
         KeysCommand::List => {
-            println!("{:<10} {:<10} {:<8} {}", "ID", "PLAN", "STATUS", "LABEL");
+            println!("{:<10} {:<10} {:<8} LABEL", "ID", "PLAN", "STATUS");
             for k in keys::list(&db).await? {
-                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:<10} {:<10} {:<8} {}", k.id, k.plan, status, k.label.unwrap_or_default());
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<10} {:<10} {:<8} {}",
+                    k.id,
+                    k.plan,
+                    status,
+                    k.label.unwrap_or_default()
+                );
             }
         }
         KeysCommand::Revoke { key_id } => {
-            anyhow::ensure!(keys::revoke(&db, &key_id).await?, "no key with id {key_id:?}");
+            anyhow::ensure!(
+                keys::revoke(&db, &key_id).await?,
+                "no key with id {key_id:?}"
+            );
             println!("revoked {key_id}");
         }
     }

@@ -64,8 +64,15 @@ impl Server {
                 }
             }
         });
-        let (base, key) = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start");
-        Server { child, base, key, data_dir }
+        let (base, key) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not start");
+        Server {
+            child,
+            base,
+            key,
+            data_dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -81,15 +88,18 @@ impl Server {
             .arg(self.data_dir.path())
             .output()
             .expect("run keys");
-        assert!(out.status.success(), "keys {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keys {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"));
-        dir
+        std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"))
     }
 }
 
@@ -106,22 +116,35 @@ impl Drop for Server {
 pub async fn start_static_server() -> SocketAddr {
     let app = Router::new()
         .route("/corpus/{*path}", get(serve_corpus))
-        .route("/status/{code}", get(|AxPath(code): AxPath<u16>| async move {
-            StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT)
-        }))
-        .route("/redirect/{n}", get(|AxPath(n): AxPath<u32>| async move {
-            if n == 0 {
-                Redirect::temporary("/corpus/photo_garden.jpg")
-            } else {
-                Redirect::temporary(&format!("/redirect/{}", n - 1))
-            }
-        }))
-        .route("/big", get(|| async {
-            let chunk = bytes::Bytes::from(vec![0u8; 1024 * 1024]);
-            let stream = futures_util::stream::iter((0..40).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-            axum::body::Body::from_stream(stream)
-        }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        .route(
+            "/status/{code}",
+            get(|AxPath(code): AxPath<u16>| async move {
+                StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT)
+            }),
+        )
+        .route(
+            "/redirect/{n}",
+            get(|AxPath(n): AxPath<u32>| async move {
+                if n == 0 {
+                    Redirect::temporary("/corpus/photo_garden.jpg")
+                } else {
+                    Redirect::temporary(&format!("/redirect/{}", n - 1))
+                }
+            }),
+        )
+        .route(
+            "/big",
+            get(|| async {
+                let chunk = bytes::Bytes::from(vec![0u8; 1024 * 1024]);
+                let stream = futures_util::stream::iter(
+                    (0..40).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+                );
+                axum::body::Body::from_stream(stream)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -137,19 +160,40 @@ async fn serve_corpus(AxPath(path): AxPath<String>) -> Response {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
 }
 
 /// POSTs a multipart upload like the seed's curl example.
-pub async fn upload(server: &Server, file: &[u8], name: &str, data: serde_json::Value) -> reqwest::Response {
+pub async fn upload(
+    server: &Server,
+    file: &[u8],
+    name: &str,
+    data: serde_json::Value,
+) -> reqwest::Response {
     let form = reqwest::multipart::Form::new()
-        .part("image", reqwest::multipart::Part::bytes(file.to_vec()).file_name(name.to_string()))
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(file.to_vec()).file_name(name.to_string()),
+        )
         .text("data", data.to_string());
-    client().post(server.url("/v1/upload")).multipart(form).send().await.expect("upload")
+    client()
+        .post(server.url("/v1/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
 }
 
 pub async fn post_json(server: &Server, body: serde_json::Value) -> reqwest::Response {
-    client().post(server.url("/v1/")).json(&body).send().await.expect("post")
+    client()
+        .post(server.url("/v1/"))
+        .json(&body)
+        .send()
+        .await
+        .expect("post")
 }
 
 pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
@@ -165,8 +209,14 @@ pub async fn fetch_hosted(url: &str, content_type: &str) -> Vec<u8> {
     assert_eq!(r.status(), 200, "hosted {url}");
     assert_eq!(r.headers()[header::CONTENT_TYPE.as_str()], content_type);
     assert!(r.headers().contains_key("etag"));
-    let cc = r.headers()["cache-control"].to_str().unwrap_or_default().to_string();
-    assert!(cc.contains("max-age=") && cc.contains("public"), "cache-control {cc}");
+    let cc = r.headers()["cache-control"]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cc.contains("max-age=") && cc.contains("public"),
+        "cache-control {cc}"
+    );
     r.bytes().await.expect("bytes").to_vec()
 }
 

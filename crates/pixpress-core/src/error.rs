@@ -14,7 +14,9 @@ pub enum CoreError {
     Corrupt(String),
 
     /// Width × height × frames from the header exceeds the configured pixel limit.
-    #[error("the image has {pixels} pixels ({width}x{height}, {frames} frame(s)); the limit is {limit}")]
+    #[error(
+        "the image has {pixels} pixels ({width}x{height}, {frames} frame(s)); the limit is {limit}"
+    )]
     TooManyPixels {
         width: u64,
         height: u64,

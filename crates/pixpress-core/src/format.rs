@@ -131,11 +131,23 @@ mod tests {
 
     #[test]
     fn sniffs_the_four_formats_and_names_others() {
-        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0xx"), Sniffed::Supported(ImageFormat::Jpeg));
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nxxxx"), Sniffed::Supported(ImageFormat::Png));
+        assert_eq!(
+            sniff(b"\xFF\xD8\xFF\xE0xx"),
+            Sniffed::Supported(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\nxxxx"),
+            Sniffed::Supported(ImageFormat::Png)
+        );
         assert_eq!(sniff(b"GIF89a...."), Sniffed::Supported(ImageFormat::Gif));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Supported(ImageFormat::Webp));
-        assert_eq!(sniff(b"\0\0\0\x18ftypheic"), Sniffed::Unsupported("HEIF/HEIC"));
+        assert_eq!(
+            sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Sniffed::Supported(ImageFormat::Webp)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypheic"),
+            Sniffed::Unsupported("HEIF/HEIC")
+        );
         assert_eq!(sniff(b"BM...."), Sniffed::Unsupported("BMP"));
         assert_eq!(sniff(b""), Sniffed::Empty);
         assert_eq!(sniff(b"hello world"), Sniffed::Unknown);

@@ -20,7 +20,12 @@ impl Default for Limits {
 
 impl Limits {
     /// Checks width × height × frames against `max_pixels`.
-    pub fn check_pixels(&self, width: u64, height: u64, frames: u64) -> Result<(), crate::CoreError> {
+    pub fn check_pixels(
+        &self,
+        width: u64,
+        height: u64,
+        frames: u64,
+    ) -> Result<(), crate::CoreError> {
         let pixels = width.saturating_mul(height).saturating_mul(frames.max(1));
         if pixels > self.max_pixels {
             return Err(crate::CoreError::TooManyPixels {

@@ -55,11 +55,22 @@ impl AppState {
 }
 
 pub fn router(state: AppState, max_upload_bytes: u64) -> Router {
-    let upload_limit = usize::try_from(max_upload_bytes).unwrap_or(usize::MAX).saturating_add(MAX_JSON_BODY);
+    let upload_limit = usize::try_from(max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(MAX_JSON_BODY);
     let v1 = Router::new()
-        .route("/v1/", post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
-        .route("/v1/url", post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
-        .route("/v1/upload", post(routes::optimize_upload).layer(DefaultBodyLimit::max(upload_limit)))
+        .route(
+            "/v1/",
+            post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/url",
+            post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/upload",
+            post(routes::optimize_upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/v1/images/{file}", get(routes::hosted_image))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz));
@@ -111,7 +122,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let app = router(state, config.max_input_bytes);
     println!("pixpress listening on {public_url}");
     tracing::info!(address = %bound, "listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
@@ -129,7 +142,10 @@ async fn print_first_key_if_none(db: &Db, public_url: &str) -> anyhow::Result<()
         return Ok(());
     }
     let (key, info) = keys::create(db, "free", Some("first key")).await?;
-    println!("pixpress: created your first API key (id {}, plan {}). It is shown only this once:", info.id, info.plan);
+    println!(
+        "pixpress: created your first API key (id {}, plan {}). It is shown only this once:",
+        info.id, info.plan
+    );
     println!("  {key}");
     println!("Try it:");
     println!(

@@ -27,7 +27,10 @@ pub async fn open(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Db> {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }

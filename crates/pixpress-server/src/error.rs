@@ -106,7 +106,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
         }
         response
     }
@@ -159,13 +161,17 @@ impl From<FetchError> for ApiError {
             FetchError::InvalidUrl(_) => Self::field(code::INVALID_URL, "url", message),
             FetchError::Refused(_) => Self::field(code::URL_NOT_ALLOWED, "url", message),
             FetchError::TooLarge { limit } => Self::too_large(limit),
-            FetchError::Status(status) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code::FETCH_FAILED, message)
-                    .with_details(json!({ "upstream_status": status }))
-            }
-            FetchError::TooManyRedirects | FetchError::Unreachable(_) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code::FETCH_FAILED, message)
-            }
+            FetchError::Status(status) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code::FETCH_FAILED,
+                message,
+            )
+            .with_details(json!({ "upstream_status": status })),
+            FetchError::TooManyRedirects | FetchError::Unreachable(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code::FETCH_FAILED,
+                message,
+            ),
         }
     }
 }

@@ -51,11 +51,20 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let permitted: Vec<SocketAddr> = addrs.iter().copied().filter(|a| policy.permits(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let permitted: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
             if permitted.is_empty() {
-                let shown = addrs.first().map_or_else(|| host.clone(), |a| format!("{host} ({})", a.ip()));
-                return Err(Box::new(RefusedAddress(shown)) as Box<dyn std::error::Error + Send + Sync>);
+                let shown = addrs
+                    .first()
+                    .map_or_else(|| host.clone(), |a| format!("{host} ({})", a.ip()));
+                return Err(
+                    Box::new(RefusedAddress(shown)) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(permitted.into_iter()) as Addrs)
         })
@@ -81,7 +90,9 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             // Environment proxies would connect on our behalf and bypass the address check.
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > MAX_REDIRECTS {
                     return attempt.error(RedirectLimit);
@@ -96,7 +107,11 @@ impl Fetcher {
             .timeout(total_timeout)
             .user_agent(concat!("pixpress/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Fetcher { client, policy, max_bytes })
+        Ok(Fetcher {
+            client,
+            policy,
+            max_bytes,
+        })
     }
 
     pub fn max_bytes(&self) -> u64 {
@@ -110,13 +125,20 @@ impl Fetcher {
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
-        if response.content_length().is_some_and(|n| n > self.max_bytes) {
-            return Err(FetchError::TooLarge { limit: self.max_bytes });
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes)
+        {
+            return Err(FetchError::TooLarge {
+                limit: self.max_bytes,
+            });
         }
         let mut body = BytesMut::new();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                return Err(FetchError::TooLarge { limit: self.max_bytes });
+                return Err(FetchError::TooLarge {
+                    limit: self.max_bytes,
+                });
             }
             body.extend_from_slice(&chunk);
         }
@@ -128,7 +150,10 @@ impl Fetcher {
 /// the resolver).
 fn check_url_literal(url: &Url, policy: &AddressPolicy) -> Result<(), FetchError> {
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(FetchError::InvalidUrl(format!("scheme {:?} is not http or https", url.scheme())));
+        return Err(FetchError::InvalidUrl(format!(
+            "scheme {:?} is not http or https",
+            url.scheme()
+        )));
     }
     let ip = match url.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),

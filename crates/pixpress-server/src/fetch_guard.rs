@@ -82,7 +82,8 @@ fn is_refused_v6(ip: Ipv6Addr) -> bool {
 /// The IPv4 address an IPv6 address carries in one of the transition forms, if any.
 fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let low32 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let low32 =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     // IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d
     if s[0..5].iter().all(|&x| x == 0) && (s[5] == 0xFFFF || s[5] == 0) {
         return Some(low32(s[6], s[7]));
@@ -117,9 +118,21 @@ mod tests {
     #[test]
     fn refuses_internal_ipv4() {
         for a in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "100.127.255.254", "0.0.0.0", "0.1.2.3", "224.0.0.1", "255.255.255.255",
-            "240.0.0.1", "192.0.0.8", "198.18.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
         ] {
             assert!(refused(a), "{a} should be refused");
         }
@@ -127,7 +140,14 @@ mod tests {
 
     #[test]
     fn allows_public_addresses() {
-        for a in ["93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "2a00:1450::1"] {
+        for a in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
             assert!(!refused(a), "{a} should be allowed");
         }
     }
@@ -135,9 +155,20 @@ mod tests {
     #[test]
     fn refuses_ipv6_forms_hiding_internal_ipv4() {
         for a in [
-            "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "::127.0.0.1", "2002:7f00:0001::1", "64:ff9b::10.0.0.1",
-            "64:ff9b:1::192.168.0.1", "2001:0:4136:e378:8000:63bf:80ff:fffe", "fe80::5efe:10.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "2002:7f00:0001::1",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::192.168.0.1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "fe80::5efe:10.0.0.1",
             "2001:db8::1",
         ] {
             assert!(refused(a), "{a} should be refused");

@@ -11,7 +11,7 @@ use crate::db::{now_unix, Db};
 
 pub const PLANS: [&str; 4] = ["free", "starter", "pro", "business"];
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct KeyInfo {
     pub id: String,
     pub plan: String,
@@ -46,18 +46,24 @@ fn key_id(key: &str) -> Option<&str> {
 
 /// Creates a key on `plan` and returns `(full key, info)`. The full key is not stored.
 pub async fn create(db: &Db, plan: &str, label: Option<&str>) -> anyhow::Result<(String, KeyInfo)> {
-    anyhow::ensure!(PLANS.contains(&plan), "unknown plan {plan:?}; plans are {}", PLANS.join(", "));
+    anyhow::ensure!(
+        PLANS.contains(&plan),
+        "unknown plan {plan:?}; plans are {}",
+        PLANS.join(", ")
+    );
     let id = random_hex(4);
     let key = format!("pxk_{id}_{}", random_hex(16));
     let created_at = now_unix();
-    sqlx::query("INSERT INTO api_keys (id, secret_hash, plan, label, created_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(&id)
-        .bind(hash_key(&key))
-        .bind(plan)
-        .bind(label)
-        .bind(created_at)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, secret_hash, plan, label, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(hash_key(&key))
+    .bind(plan)
+    .bind(label)
+    .bind(created_at)
+    .execute(db)
+    .await?;
     let info = KeyInfo {
         id,
         plan: plan.to_string(),
@@ -69,34 +75,28 @@ pub async fn create(db: &Db, plan: &str, label: Option<&str>) -> anyhow::Result<
 }
 
 pub async fn list(db: &Db) -> anyhow::Result<Vec<KeyInfo>> {
-    let rows: Vec<(String, String, Option<String>, i64, Option<i64>)> =
-        sqlx::query_as("SELECT id, plan, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
-            .fetch_all(db)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, plan, label, created_at, revoked_at)| KeyInfo {
-            id,
-            plan,
-            label,
-            created_at,
-            revoked_at,
-        })
-        .collect())
+    Ok(sqlx::query_as(
+        "SELECT id, plan, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+    )
+    .fetch_all(db)
+    .await?)
 }
 
 pub async fn count(db: &Db) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys").fetch_one(db).await?)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+        .fetch_one(db)
+        .await?)
 }
 
 /// Revokes by key id (or by the full key, whose id is then used). Returns false if not found.
 pub async fn revoke(db: &Db, id_or_key: &str) -> anyhow::Result<bool> {
     let id = key_id(id_or_key).unwrap_or(id_or_key);
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-        .bind(now_unix())
-        .bind(id)
-        .execute(db)
-        .await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_unix())
+            .bind(id)
+            .execute(db)
+            .await?;
     if done.rows_affected() == 1 {
         return Ok(true);
     }
@@ -126,7 +126,10 @@ pub async fn verify(db: &Db, key: &str) -> anyhow::Result<Verdict> {
     if revoked_at.is_some() {
         return Ok(Verdict::Revoked);
     }
-    Ok(Verdict::Valid { id: id.to_string(), plan })
+    Ok(Verdict::Valid {
+        id: id.to_string(),
+        plan,
+    })
 }
 
 #[cfg(test)]
@@ -144,7 +147,13 @@ mod tests {
         let (_dir, db) = temp_db().await;
         let (key, info) = create(&db, "free", Some("test")).await.unwrap();
         assert!(key.starts_with(&format!("pxk_{}_", info.id)));
-        assert_eq!(verify(&db, &key).await.unwrap(), Verdict::Valid { id: info.id.clone(), plan: "free".into() });
+        assert_eq!(
+            verify(&db, &key).await.unwrap(),
+            Verdict::Valid {
+                id: info.id.clone(),
+                plan: "free".into()
+            }
+        );
         // Same id, wrong secret.
         let forged = format!("pxk_{}_{}", info.id, "0".repeat(32));
         assert_eq!(verify(&db, &forged).await.unwrap(), Verdict::Unknown);
@@ -159,7 +168,10 @@ mod tests {
         let (_dir, db) = temp_db().await;
         let (key, _) = create(&db, "pro", None).await.unwrap();
         let secret = key.rsplit('_').next().unwrap().to_string();
-        let hashes: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM api_keys").fetch_all(&db).await.unwrap();
+        let hashes: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM api_keys")
+            .fetch_all(&db)
+            .await
+            .unwrap();
         assert!(hashes.iter().all(|h| !h.contains(&secret)));
         assert!(create(&db, "platinum", None).await.is_err());
     }

@@ -45,7 +45,10 @@ const NOT_YET: [(&str, &str); 12] = [
 
 pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(code::INVALID_JSON, format!("the request body is not valid JSON: {e}"))
+        ApiError::bad_request(
+            code::INVALID_JSON,
+            format!("the request body is not valid JSON: {e}"),
+        )
     })
 }
 
@@ -53,7 +56,10 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, ApiErro
     let object = value.as_object().ok_or_else(|| {
         ApiError::bad_request(
             code::INVALID_JSON,
-            format!("expected a JSON object of options but received {}", describe(value)),
+            format!(
+                "expected a JSON object of options but received {}",
+                describe(value)
+            ),
         )
     })?;
     refuse_unbuilt_options(object)?;
@@ -109,7 +115,12 @@ fn unknown_field_warnings(object: &Map<String, Value>) -> Vec<Warning> {
     object
         .keys()
         .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()))
-        .map(|k| Warning::new(warning::UNKNOWN_FIELD, format!("unknown field {k:?} was ignored")))
+        .map(|k| {
+            Warning::new(
+                warning::UNKNOWN_FIELD,
+                format!("unknown field {k:?} was ignored"),
+            )
+        })
         .collect()
 }
 
@@ -138,7 +149,10 @@ fn optional_string(object: &Map<String, Value>, field: &str) -> Result<Option<St
         Some(other) => Err(ApiError::field(
             code::INVALID_FIELD,
             field,
-            format!("Expected a string for {field} but received {}", describe(other)),
+            format!(
+                "Expected a string for {field} but received {}",
+                describe(other)
+            ),
         )),
     }
 }
@@ -150,7 +164,10 @@ fn optional_bool(object: &Map<String, Value>, field: &str) -> Result<Option<bool
         Some(other) => Err(ApiError::field(
             code::INVALID_FIELD,
             field,
-            format!("Expected true or false for {field} but received {}", describe(other)),
+            format!(
+                "Expected true or false for {field} but received {}",
+                describe(other)
+            ),
         )),
     }
 }
@@ -165,7 +182,10 @@ fn optional_quality(object: &Map<String, Value>) -> Result<Option<u8>, ApiError>
         _ => Err(ApiError::field(
             code::INVALID_FIELD,
             "quality",
-            format!("Expected an integer from 0 to 100 for quality but received {}", describe(value)),
+            format!(
+                "Expected an integer from 0 to 100 for quality but received {}",
+                describe(value)
+            ),
         )),
     }
 }
@@ -181,7 +201,11 @@ mod tests {
 
     #[test]
     fn valid_options_parse() {
-        let o = parse(&json!({"api_key": "k", "url": "http://x/y.png", "lossy": true, "quality": 70}), Endpoint::Url).unwrap();
+        let o = parse(
+            &json!({"api_key": "k", "url": "http://x/y.png", "lossy": true, "quality": 70}),
+            Endpoint::Url,
+        )
+        .unwrap();
         assert_eq!(o.request.quality, Some(70));
         assert!(o.request.lossy);
         assert!(o.warnings.is_empty());
@@ -189,25 +213,39 @@ mod tests {
 
     #[test]
     fn quality_must_be_an_integer_in_range() {
-        for bad in [json!(101), json!("high"), json!(-1), json!(80.5), json!("80")] {
+        for bad in [
+            json!(101),
+            json!("high"),
+            json!(-1),
+            json!(80.5),
+            json!("80"),
+        ] {
             let e = err(json!({"url": "http://x", "quality": bad}));
             assert_eq!(e.status, 400);
             assert!(e.message.contains("quality"), "{}", e.message);
         }
-        assert!(err(json!({"url": "http://x", "quality": "high"})).message.contains("\"high\" of type string"));
+        assert!(err(json!({"url": "http://x", "quality": "high"}))
+            .message
+            .contains("\"high\" of type string"));
     }
 
     #[test]
     fn missing_url_and_wrong_types() {
         assert_eq!(err(json!({"lossy": true})).code, code::MISSING_FIELD);
         assert_eq!(err(json!({"url": 5})).code, code::INVALID_FIELD);
-        assert_eq!(err(json!({"url": "http://x", "lossy": "yes"})).code, code::INVALID_FIELD);
+        assert_eq!(
+            err(json!({"url": "http://x", "lossy": "yes"})).code,
+            code::INVALID_FIELD
+        );
         assert_eq!(err(json!([1, 2])).code, code::INVALID_JSON);
     }
 
     #[test]
     fn unbuilt_features_are_refused_and_unknown_fields_warned() {
-        assert_eq!(err(json!({"url": "http://x", "resize": {"strategy": "exact"}})).code, code::NOT_SUPPORTED_YET);
+        assert_eq!(
+            err(json!({"url": "http://x", "resize": {"strategy": "exact"}})).code,
+            code::NOT_SUPPORTED_YET
+        );
         let o = parse(&json!({"url": "http://x", "colour": "red"}), Endpoint::Url).unwrap();
         assert_eq!(o.warnings[0].code, warning::UNKNOWN_FIELD);
         assert!(parse(&json!({"url": "http://x"}), Endpoint::Upload).is_err());

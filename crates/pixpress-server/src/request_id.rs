@@ -13,7 +13,9 @@ tokio::task_local! {
 
 /// The current request's id, or "-" outside a request.
 pub fn current() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_string())
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".to_string())
 }
 
 pub fn new_id() -> String {
@@ -26,7 +28,10 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     let id = new_id();
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let mut response = REQUEST_ID
-        .scope(id.clone(), tracing::Instrument::instrument(next.run(request), span))
+        .scope(
+            id.clone(),
+            tracing::Instrument::instrument(next.run(request), span),
+        )
         .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

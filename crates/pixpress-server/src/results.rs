@@ -34,7 +34,10 @@ pub fn new_result_id() -> String {
 }
 
 fn is_valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl ResultStore {
@@ -88,7 +91,12 @@ impl ResultStore {
     }
 
     /// The live result `id.ext`, or None when unknown or expired.
-    pub async fn lookup(&self, db: &Db, id: &str, ext: &str) -> anyhow::Result<Option<StoredResult>> {
+    pub async fn lookup(
+        &self,
+        db: &Db,
+        id: &str,
+        ext: &str,
+    ) -> anyhow::Result<Option<StoredResult>> {
         if !is_valid_id(id) {
             return Ok(None);
         }
@@ -126,7 +134,10 @@ impl ResultStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
-            sqlx::query("DELETE FROM results WHERE id = ?").bind(id).execute(db).await?;
+            sqlx::query("DELETE FROM results WHERE id = ?")
+                .bind(id)
+                .execute(db)
+                .await?;
         }
         Ok(expired.len())
     }
@@ -153,13 +164,25 @@ mod tests {
     async fn put_lookup_expire_sweep() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::open(dir.path(), None).await.unwrap();
-        let store = ResultStore::new(dir.path().join("results"), Duration::from_millis(300)).unwrap();
-        let r = store.put(&db, "k1", b"hello", "png", "image/png").await.unwrap();
+        let store =
+            ResultStore::new(dir.path().join("results"), Duration::from_millis(300)).unwrap();
+        let r = store
+            .put(&db, "k1", b"hello", "png", "image/png")
+            .await
+            .unwrap();
         assert!(is_valid_id(&r.id));
-        let found = store.lookup(&db, &r.id, "png").await.unwrap().expect("live");
+        let found = store
+            .lookup(&db, &r.id, "png")
+            .await
+            .unwrap()
+            .expect("live");
         assert_eq!(store.read(&found).await.unwrap(), b"hello");
         assert!(store.lookup(&db, &r.id, "jpg").await.unwrap().is_none());
-        assert!(store.lookup(&db, "../../etc/passwd", "png").await.unwrap().is_none());
+        assert!(store
+            .lookup(&db, "../../etc/passwd", "png")
+            .await
+            .unwrap()
+            .is_none());
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(store.lookup(&db, &r.id, "png").await.unwrap().is_none());
         assert_eq!(store.sweep(&db).await.unwrap(), 1);

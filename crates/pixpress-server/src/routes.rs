@@ -2,9 +2,9 @@
 //! of both optimise endpoints is [`optimize_and_host`].
 
 use axum::body::Bytes;
-use axum::extract::{Multipart, Path, Query, State};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -48,14 +48,20 @@ pub async fn optimize_url(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OptimizeResponse>, ApiError> {
     let body = body.map_err(|e| {
-        ApiError::new(e.status(), code::INVALID_JSON, format!("could not read the request body: {}", e.body_text()))
+        ApiError::new(
+            e.status(),
+            code::INVALID_JSON,
+            format!("could not read the request body: {}", e.body_text()),
+        )
     })?;
     let value = options::parse_json_body(&body)?;
     let options = options::parse(&value, Endpoint::Url)?;
     let key_id = authenticate(&state, &headers, &query, &options).await?;
     let url = options.url.clone().unwrap_or_default();
     let input = state.fetcher.fetch(&url).await?;
-    optimize_and_host(&state, &key_id, input, options).await.map(Json)
+    optimize_and_host(&state, &key_id, input, options)
+        .await
+        .map(Json)
 }
 
 pub async fn optimize_upload(
@@ -67,25 +73,40 @@ pub async fn optimize_upload(
     let multipart = multipart.map_err(|e| {
         ApiError::bad_request(
             code::INVALID_MULTIPART,
-            format!("expected multipart/form-data with parts `image` and `data`: {}", e.body_text()),
+            format!(
+                "expected multipart/form-data with parts `image` and `data`: {}",
+                e.body_text()
+            ),
         )
     })?;
     let (image, data) = read_upload_parts(multipart, state.fetcher.max_bytes()).await?;
     let options = match data {
-        Some(text) => options::parse(&options::parse_json_body(text.as_bytes())?, Endpoint::Upload)?,
+        Some(text) => options::parse(
+            &options::parse_json_body(text.as_bytes())?,
+            Endpoint::Upload,
+        )?,
         None => ParsedOptions::default(),
     };
     let key_id = authenticate(&state, &headers, &query, &options).await?;
     let image = image.ok_or_else(|| {
-        ApiError::field(code::MISSING_FIELD, "image", "the multipart part `image` (the file) is missing")
+        ApiError::field(
+            code::MISSING_FIELD,
+            "image",
+            "the multipart part `image` (the file) is missing",
+        )
     })?;
-    optimize_and_host(&state, &key_id, image, options).await.map(Json)
+    optimize_and_host(&state, &key_id, image, options)
+        .await
+        .map(Json)
 }
 
 const MAX_DATA_PART: usize = 64 * 1024;
 
 /// Reads the `image` and `data` parts, counting image bytes as they stream in.
-async fn read_upload_parts(mut multipart: Multipart, max_bytes: u64) -> Result<(Option<Bytes>, Option<String>), ApiError> {
+async fn read_upload_parts(
+    mut multipart: Multipart,
+    max_bytes: u64,
+) -> Result<(Option<Bytes>, Option<String>), ApiError> {
     let mut image: Option<Bytes> = None;
     let mut data: Option<String> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -111,7 +132,11 @@ async fn read_upload_parts(mut multipart: Multipart, max_bytes: u64) -> Result<(
                 let mut buf = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     if buf.len() + chunk.len() > MAX_DATA_PART {
-                        return Err(ApiError::field(code::INVALID_FIELD, "data", "the `data` part is larger than 64 KiB"));
+                        return Err(ApiError::field(
+                            code::INVALID_FIELD,
+                            "data",
+                            "the `data` part is larger than 64 KiB",
+                        ));
                     }
                     buf.extend_from_slice(&chunk);
                 }
@@ -127,14 +152,25 @@ async fn read_upload_parts(mut multipart: Multipart, max_bytes: u64) -> Result<(
 }
 
 fn duplicate_part(name: &str) -> ApiError {
-    ApiError::field(code::INVALID_MULTIPART, name, format!("the multipart part `{name}` was sent more than once"))
+    ApiError::field(
+        code::INVALID_MULTIPART,
+        name,
+        format!("the multipart part `{name}` was sent more than once"),
+    )
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code::INPUT_TOO_LARGE, e.body_text());
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::INPUT_TOO_LARGE,
+            e.body_text(),
+        );
     }
-    ApiError::bad_request(code::INVALID_MULTIPART, format!("malformed multipart body: {}", e.body_text()))
+    ApiError::bad_request(
+        code::INVALID_MULTIPART,
+        format!("malformed multipart body: {}", e.body_text()),
+    )
 }
 
 /// Finds the key (Authorization: Bearer, then ?api_key=, then the options' api_key) and checks it.
@@ -158,10 +194,19 @@ async fn authenticate(
                 "an API key is required: send \"api_key\" in the options, ?api_key=, or Authorization: Bearer",
             )
         })?;
-    match keys::verify(&state.db, key).await.map_err(|e| ApiError::internal("key lookup", e))? {
+    match keys::verify(&state.db, key)
+        .await
+        .map_err(|e| ApiError::internal("key lookup", e))?
+    {
         Verdict::Valid { id, .. } => Ok(id),
-        Verdict::Unknown => Err(ApiError::unauthorized(code::INVALID_API_KEY, "the API key is not valid")),
-        Verdict::Revoked => Err(ApiError::unauthorized(code::REVOKED_API_KEY, "the API key has been revoked")),
+        Verdict::Unknown => Err(ApiError::unauthorized(
+            code::INVALID_API_KEY,
+            "the API key is not valid",
+        )),
+        Verdict::Revoked => Err(ApiError::unauthorized(
+            code::REVOKED_API_KEY,
+            "the API key has been revoked",
+        )),
     }
 }
 
@@ -179,11 +224,26 @@ async fn optimize_and_host(
         .await??;
     let stored = state
         .results
-        .put(&state.db, key_id, &output.bytes, output.format.extension(), output.format.mime())
+        .put(
+            &state.db,
+            key_id,
+            &output.bytes,
+            output.format.extension(),
+            output.format.mime(),
+        )
         .await
         .map_err(|e| ApiError::internal("storing the result", e))?;
-    let url = format!("{}/v1/images/{}.{}", state.public_url, stored.id, stored.ext);
-    Ok(build_response(original_size, output, url, stored.expires_at_ms, options.warnings))
+    let url = format!(
+        "{}/v1/images/{}.{}",
+        state.public_url, stored.id, stored.ext
+    );
+    Ok(build_response(
+        original_size,
+        output,
+        url,
+        stored.expires_at_ms,
+        options.warnings,
+    ))
 }
 
 fn build_response(
@@ -215,7 +275,10 @@ fn build_response(
 fn rfc3339(unix_ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -224,7 +287,8 @@ pub async fn hosted_image(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(format!("no result {file:?}: unknown id, or it has expired"));
+    let not_found =
+        || ApiError::not_found(format!("no result {file:?}: unknown id, or it has expired"));
     let (id, ext) = file.rsplit_once('.').ok_or_else(not_found)?;
     let result = state
         .results
@@ -235,7 +299,10 @@ pub async fn hosted_image(
     let remaining_secs = ((result.expires_at_ms - crate::db::now_unix_ms()) / 1000).max(0);
     let cache_control = format!("public, max-age={remaining_secs}, immutable");
     let etag = HeaderValue::from_str(&result.etag).map_err(|e| ApiError::internal("etag", e))?;
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == etag) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v == etag)
+    {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let bytes = state.results.read(&result).await.map_err(|e| {
@@ -245,8 +312,10 @@ pub async fn hosted_image(
             ApiError::internal("reading a result", e)
         }
     })?;
-    let content_type = HeaderValue::from_str(&result.content_type).map_err(|e| ApiError::internal("content type", e))?;
-    let cache_control = HeaderValue::from_str(&cache_control).map_err(|e| ApiError::internal("cache control", e))?;
+    let content_type = HeaderValue::from_str(&result.content_type)
+        .map_err(|e| ApiError::internal("content type", e))?;
+    let cache_control = HeaderValue::from_str(&cache_control)
+        .map_err(|e| ApiError::internal("cache control", e))?;
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
@@ -266,10 +335,18 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
     sqlx::query("SELECT 1")
         .execute(&state.db)
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::OVERLOADED, format!("database not reachable: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::OVERLOADED,
+                format!("database not reachable: {e}"),
+            )
+        })?;
     Ok("ready")
 }
 
 pub async fn not_found_fallback() -> ApiError {
-    ApiError::not_found("no such endpoint; see POST /v1/, POST /v1/upload, GET /v1/images/{id}.{ext}")
+    ApiError::not_found(
+        "no such endpoint; see POST /v1/, POST /v1/upload, GET /v1/images/{id}.{ext}",
+    )
 }

@@ -70,7 +70,10 @@ pub fn probe(input: &[u8], limits: &Limits) -> Result<Probe, CoreError> {
         ImageFormat::Gif => probe_gif(input)?,
         ImageFormat::Webp => probe_with_image(input, format, count_webp_frames(input))?,
         ImageFormat::Png => probe_with_image(input, format, count_apng_frames(input))?,
-        ImageFormat::Jpeg => probe_with_image(input, format, 1)?,
+        ImageFormat::Jpeg => {
+            check_jpeg_complete(input)?;
+            probe_with_image(input, format, 1)?
+        }
     };
     if probe.width == 0 || probe.height == 0 {
         return Err(CoreError::Corrupt(format!(
@@ -130,33 +133,128 @@ pub fn map_image_error(e: image::ImageError) -> CoreError {
 }
 
 fn probe_gif(input: &[u8]) -> Result<Probe, CoreError> {
-    let mut options = gif::DecodeOptions::new();
-    options.skip_frame_decoding(true);
-    options.set_color_output(gif::ColorOutput::Indexed);
-    let mut decoder = options.read_info(Cursor::new(input)).map_err(CoreError::corrupt)?;
-    let (mut width, mut height) = (u64::from(decoder.width()), u64::from(decoder.height()));
-    let mut frames: u64 = 0;
-    loop {
-        match decoder.read_next_frame() {
-            Ok(Some(frame)) => {
-                frames += 1;
-                width = width.max(u64::from(frame.left) + u64::from(frame.width));
-                height = height.max(u64::from(frame.top) + u64::from(frame.height));
-            }
-            Ok(None) => break,
-            // A truncated trailer after complete frames is common in the wild; the full decode
-            // decides whether what is there is usable.
-            Err(_) if frames > 0 => break,
-            Err(e) => return Err(CoreError::corrupt(e)),
-        }
-    }
+    let canvas = walk_gif_frames(input)?;
     Ok(Probe {
         format: ImageFormat::Gif,
-        width: u32::try_from(width).unwrap_or(u32::MAX),
-        height: u32::try_from(height).unwrap_or(u32::MAX),
-        frames: frames.max(1),
+        width: u32::try_from(canvas.width).unwrap_or(u32::MAX),
+        height: u32::try_from(canvas.height).unwrap_or(u32::MAX),
+        frames: canvas.frames.max(1),
         orientation: Orientation::NoTransforms,
     })
+}
+
+struct GifCanvas {
+    width: u64,
+    height: u64,
+    frames: u64,
+}
+
+/// Walks a GIF's block structure (descriptors and sub-block lengths only, no LZW) and returns
+/// the canvas every frame needs and the frame count. A truncated tail after at least one frame
+/// ends the walk; the decoder decides later whether what is there is usable.
+fn walk_gif_frames(input: &[u8]) -> Result<GifCanvas, CoreError> {
+    let short = || CoreError::Corrupt("the GIF ends inside its header".into());
+    let u16_at = |pos: usize| -> Option<u64> {
+        Some(u64::from(u16::from_le_bytes([
+            *input.get(pos)?,
+            *input.get(pos + 1)?,
+        ])))
+    };
+    let mut canvas = GifCanvas {
+        width: u16_at(6).ok_or_else(short)?,
+        height: u16_at(8).ok_or_else(short)?,
+        frames: 0,
+    };
+    let flags = *input.get(10).ok_or_else(short)?;
+    let mut pos = 13 + color_table_len(flags);
+    loop {
+        match input.get(pos) {
+            Some(0x21) => pos = skip_sub_blocks(input, pos + 2),
+            Some(0x2C) => {
+                let (Some(left), Some(top), Some(w), Some(h), Some(&local)) = (
+                    u16_at(pos + 1),
+                    u16_at(pos + 3),
+                    u16_at(pos + 5),
+                    u16_at(pos + 7),
+                    input.get(pos + 9),
+                ) else {
+                    break;
+                };
+                canvas.frames += 1;
+                canvas.width = canvas.width.max(left + w);
+                canvas.height = canvas.height.max(top + h);
+                // descriptor (10) + local colour table + LZW minimum code size (1)
+                pos = skip_sub_blocks(input, pos + 10 + color_table_len(local) + 1);
+            }
+            _ => break,
+        }
+    }
+    if canvas.frames == 0 {
+        return Err(CoreError::Corrupt("the GIF has no image frames".into()));
+    }
+    Ok(canvas)
+}
+
+fn color_table_len(flags: u8) -> usize {
+    if flags & 0x80 == 0 {
+        0
+    } else {
+        3 * (1usize << ((flags & 0x07) + 1))
+    }
+}
+
+/// Skips a chain of GIF data sub-blocks starting at `pos`; returns the position after the
+/// terminator (or past the end of the input when it is truncated).
+fn skip_sub_blocks(input: &[u8], mut pos: usize) -> usize {
+    while let Some(&len) = input.get(pos) {
+        pos += 1;
+        if len == 0 {
+            return pos;
+        }
+        pos += usize::from(len);
+    }
+    usize::MAX / 2
+}
+
+/// JPEG decoders (zune-jpeg, libjpeg) fill a truncated scan with grey and carry on; a file
+/// whose scan data never reaches an end-of-image marker is reported as truncated instead.
+/// Segments before the first SOS are skipped by their lengths, so an EXIF thumbnail's own
+/// end marker does not count.
+fn check_jpeg_complete(input: &[u8]) -> Result<(), CoreError> {
+    let truncated = || {
+        CoreError::Corrupt(
+            "truncated JPEG: the scan data ends before the end-of-image marker".into(),
+        )
+    };
+    let mut pos = 2usize;
+    loop {
+        // Fill bytes (0xFF) may precede a marker.
+        while input.get(pos) == Some(&0xFF) && input.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (input.get(pos), input.get(pos + 1)) else {
+            return Err(truncated());
+        };
+        if marker == 0xD9 {
+            return Err(CoreError::Corrupt(
+                "the JPEG ends before any image data".into(),
+            ));
+        }
+        let len = match (input.get(pos + 2), input.get(pos + 3)) {
+            (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
+            _ => return Err(truncated()),
+        };
+        let next = pos + 2 + len;
+        if marker == 0xDA {
+            let scan = input.get(next..).ok_or_else(truncated)?;
+            return if scan.windows(2).any(|w| w == [0xFF, 0xD9]) {
+                Ok(())
+            } else {
+                Err(truncated())
+            };
+        }
+        pos = next;
+    }
 }
 
 /// Counts `ANMF` chunks of an animated WebP (1 for a still image) by walking the RIFF chunks.
@@ -165,7 +263,12 @@ fn count_webp_frames(input: &[u8]) -> u64 {
     let mut pos = 12usize;
     while pos + 8 <= input.len() {
         let fourcc = &input[pos..pos + 4];
-        let size = u32::from_le_bytes([input[pos + 4], input[pos + 5], input[pos + 6], input[pos + 7]]);
+        let size = u32::from_le_bytes([
+            input[pos + 4],
+            input[pos + 5],
+            input[pos + 6],
+            input[pos + 7],
+        ]);
         if fourcc == b"ANMF" {
             frames += 1;
         }
@@ -175,22 +278,35 @@ fn count_webp_frames(input: &[u8]) -> u64 {
     frames.max(1)
 }
 
-/// Reads `num_frames` from an APNG's `acTL` chunk (1 for a plain PNG).
+/// Counts the images an APNG holds: one per `fcTL`, plus the default image when it is not
+/// itself a frame (no `fcTL` before the first `IDAT`). A plain PNG is one image.
 fn count_apng_frames(input: &[u8]) -> u64 {
     let mut pos = 8usize;
-    while pos + 12 <= input.len() {
-        let len = u32::from_be_bytes([input[pos], input[pos + 1], input[pos + 2], input[pos + 3]]) as usize;
-        let kind = &input[pos + 4..pos + 8];
-        if kind == b"acTL" && pos + 12 <= input.len() {
-            let n = u32::from_be_bytes([input[pos + 8], input[pos + 9], input[pos + 10], input[pos + 11]]);
-            return u64::from(n).max(1);
-        }
-        if kind == b"IDAT" || kind == b"IEND" {
-            break;
+    let mut frame_controls = 0u64;
+    let mut default_image_is_frame = false;
+    let mut animated = false;
+    let mut seen_idat = false;
+    while pos + 8 <= input.len() {
+        let len = u32::from_be_bytes([input[pos], input[pos + 1], input[pos + 2], input[pos + 3]])
+            as usize;
+        match &input[pos + 4..pos + 8] {
+            b"acTL" => animated = true,
+            b"fcTL" => {
+                if !seen_idat {
+                    default_image_is_frame = true;
+                }
+                frame_controls += 1;
+            }
+            b"IDAT" => seen_idat = true,
+            b"IEND" => break,
+            _ => {}
         }
         pos = pos.saturating_add(12).saturating_add(len);
     }
-    1
+    if !animated {
+        return 1;
+    }
+    (frame_controls + u64::from(!default_image_is_frame)).max(1)
 }
 
 #[cfg(test)]
@@ -226,7 +342,11 @@ mod tests {
         assert_eq!(p.frames, 31);
         let p = probe(&corpus("edge/webp_animated.webp"), &Limits::default()).unwrap();
         assert_eq!(p.frames, 4);
-        let p = probe(&corpus("edge/apng_palette_alpha_3frames.png"), &Limits::default()).unwrap();
+        let p = probe(
+            &corpus("edge/apng_palette_alpha_3frames.png"),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(p.frames, 3);
     }
 
@@ -239,9 +359,27 @@ mod tests {
             ("edge/vector.svg", "SVG"),
         ] {
             match probe(&corpus(name), &Limits::default()) {
-                Err(CoreError::Unsupported { detected }) => assert!(detected.contains(needle), "{name}: {detected}"),
+                Err(CoreError::Unsupported { detected }) => {
+                    assert!(detected.contains(needle), "{name}: {detected}")
+                }
                 other => panic!("{name}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn truncated_jpeg_is_corrupt_but_complete_ones_pass() {
+        assert!(matches!(
+            probe(&corpus("edge/truncated.jpg"), &Limits::default()),
+            Err(CoreError::Corrupt(_))
+        ));
+        for name in [
+            "photo_wood.jpg",
+            "edge/progressive.jpg",
+            "edge/exif_huge_canon_makernote.jpg",
+            "edge/cmyk_adobe_ycck.jpg",
+        ] {
+            assert!(probe(&corpus(name), &Limits::default()).is_ok(), "{name}");
         }
     }
 

@@ -95,7 +95,12 @@ fn jpeg_lossless_recode(input: &[u8], probe: &Probe) -> Result<Encoded, CoreErro
     Ok(same_size(probe, bytes, warnings))
 }
 
-fn jpeg_lossy(input: &[u8], probe: &Probe, limits: &Limits, quality: u8) -> Result<Encoded, CoreError> {
+fn jpeg_lossy(
+    input: &[u8],
+    probe: &Probe,
+    limits: &Limits,
+    quality: u8,
+) -> Result<Encoded, CoreError> {
     let (image, icc) = decode_oriented(input, probe, limits)?;
     let bytes = jpeg::encode(&image, quality, icc.as_deref())?;
     Ok(Encoded {
@@ -113,7 +118,12 @@ fn png_lossless(input: &[u8], probe: &Probe) -> Result<Encoded, CoreError> {
     Ok(same_size(probe, bytes, Vec::new()))
 }
 
-fn png_lossy(input: &[u8], probe: &Probe, limits: &Limits, quality: u8) -> Result<Encoded, CoreError> {
+fn png_lossy(
+    input: &[u8],
+    probe: &Probe,
+    limits: &Limits,
+    quality: u8,
+) -> Result<Encoded, CoreError> {
     if probe.is_animated() {
         let mut encoded = png_lossless(input, probe)?;
         encoded.warnings.push(Warning::new(
@@ -138,7 +148,12 @@ fn png_lossy(input: &[u8], probe: &Probe, limits: &Limits, quality: u8) -> Resul
     }
 }
 
-fn gif_lossless(input: &[u8], probe: &Probe, limits: &Limits, lossy: bool) -> Result<Encoded, CoreError> {
+fn gif_lossless(
+    input: &[u8],
+    probe: &Probe,
+    limits: &Limits,
+    lossy: bool,
+) -> Result<Encoded, CoreError> {
     let bytes = gif_codec::transcode_lossless(input, limits)?;
     let mut warnings = Vec::new();
     if lossy {

@@ -9,14 +9,21 @@ use crate::{CoreError, Limits};
 pub fn transcode_lossless(input: &[u8], limits: &Limits) -> Result<Vec<u8>, CoreError> {
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::Indexed);
-    let budget = std::num::NonZeroU64::new(limits.max_alloc_bytes).map_or(gif::MemoryLimit::Unlimited, gif::MemoryLimit::Bytes);
+    let budget = std::num::NonZeroU64::new(limits.max_alloc_bytes)
+        .map_or(gif::MemoryLimit::Unlimited, gif::MemoryLimit::Bytes);
     options.set_memory_limit(budget);
-    let mut decoder = options.read_info(Cursor::new(input)).map_err(CoreError::corrupt)?;
-    let global_palette = decoder.global_palette().map(<[u8]>::to_vec).unwrap_or_default();
+    let mut decoder = options
+        .read_info(Cursor::new(input))
+        .map_err(CoreError::corrupt)?;
+    let global_palette = decoder
+        .global_palette()
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     let (width, height) = (decoder.width(), decoder.height());
     let mut out = Vec::with_capacity(input.len());
     {
-        let mut encoder = gif::Encoder::new(&mut out, width, height, &global_palette).map_err(encode_err)?;
+        let mut encoder =
+            gif::Encoder::new(&mut out, width, height, &global_palette).map_err(encode_err)?;
         let repeat = decoder.repeat();
         let mut frames = 0usize;
         while let Some(frame) = decoder.read_next_frame().map_err(CoreError::corrupt)? {

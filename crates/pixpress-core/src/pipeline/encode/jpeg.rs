@@ -8,7 +8,10 @@ use crate::CoreError;
 
 pub fn encode(image: &DynamicImage, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, CoreError> {
     let (pixels, color_space) = if is_grey(image) {
-        (image.to_luma8().into_raw(), mozjpeg::ColorSpace::JCS_GRAYSCALE)
+        (
+            image.to_luma8().into_raw(),
+            mozjpeg::ColorSpace::JCS_GRAYSCALE,
+        )
     } else {
         (image.to_rgb8().into_raw(), mozjpeg::ColorSpace::JCS_RGB)
     };

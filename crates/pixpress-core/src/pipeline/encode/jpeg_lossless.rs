@@ -14,11 +14,10 @@ use std::ptr;
 
 use mozjpeg_sys::{
     boolean, jpeg_common_struct, jpeg_compress_struct, jpeg_copy_critical_parameters,
-    jpeg_create_compress, jpeg_create_decompress, jpeg_decompress_struct,
-    jpeg_destroy_compress, jpeg_destroy_decompress, jpeg_error_mgr, jpeg_finish_compress,
-    jpeg_finish_decompress, jpeg_mem_dest, jpeg_mem_src, jpeg_read_coefficients,
-    jpeg_read_header, jpeg_save_markers, jpeg_simple_progression, jpeg_std_error,
-    jpeg_write_coefficients, jpeg_write_marker,
+    jpeg_create_compress, jpeg_create_decompress, jpeg_decompress_struct, jpeg_destroy_compress,
+    jpeg_destroy_decompress, jpeg_error_mgr, jpeg_finish_compress, jpeg_finish_decompress,
+    jpeg_mem_dest, jpeg_mem_src, jpeg_read_coefficients, jpeg_read_header, jpeg_save_markers,
+    jpeg_simple_progression, jpeg_std_error, jpeg_write_coefficients, jpeg_write_marker,
 };
 
 use super::panic_text;

@@ -24,7 +24,8 @@ fn oxipng_options() -> oxipng::Options {
 }
 
 pub fn optimize_lossless(input: &[u8]) -> Result<Vec<u8>, CoreError> {
-    oxipng::optimize_from_memory(input, &oxipng_options()).map_err(|e| CoreError::Corrupt(e.to_string()))
+    oxipng::optimize_from_memory(input, &oxipng_options())
+        .map_err(|e| CoreError::Corrupt(e.to_string()))
 }
 
 /// Quantises to at most 256 colours at `quality`. `Ok(None)` when the palette cannot reach

@@ -28,7 +28,8 @@ pub fn encode_lossless_verified(image: &DynamicImage) -> Result<Option<Vec<u8>>,
 }
 
 fn new_config() -> Result<webp::WebPConfig, CoreError> {
-    let mut config = webp::WebPConfig::new().map_err(|()| CoreError::Encode("libwebp config".into()))?;
+    let mut config =
+        webp::WebPConfig::new().map_err(|()| CoreError::Encode("libwebp config".into()))?;
     config.method = METHOD;
     Ok(config)
 }
