@@ -14,6 +14,7 @@ pub mod fetch_guard;
 pub mod keys;
 pub mod options;
 pub mod request_id;
+pub mod resize_json;
 pub mod results;
 pub mod routes;
 

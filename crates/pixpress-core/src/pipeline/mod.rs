@@ -9,9 +9,14 @@
 //! Resize planning and transforms slot in between 1 and 2 (see `plan`), once they exist.
 //! Everything here is synchronous and CPU-bound: callers run it off their async runtime.
 
+pub mod color;
 pub mod encode;
+pub mod plan;
 pub mod probe;
 pub mod recompress;
+pub mod resized;
+pub mod smart;
+pub mod transform;
 
 use crate::warning::{self, Warning};
 use crate::{CoreError, ImageFormat, Limits};
@@ -48,6 +53,26 @@ pub struct Output {
 /// input only: a bug in a decoder must not take the server down.
 pub fn optimize(input: &[u8], request: &Request, limits: &Limits) -> Result<Output, CoreError> {
     match std::panic::catch_unwind(|| optimize_inner(input, request, limits)) {
+        Ok(result) => result,
+        Err(panic) => Err(CoreError::Corrupt(format!(
+            "the decoder gave up on this image ({})",
+            panic_message(&panic)
+        ))),
+    }
+}
+
+/// Runs the pipeline with one output per resize spec: probe and decode once, then plan,
+/// transform and encode each. The order of outputs is the order of `specs`.
+pub fn optimize_resized(
+    input: &[u8],
+    request: &Request,
+    specs: &[plan::ResizeSpec],
+    limits: &Limits,
+) -> Result<Vec<Output>, CoreError> {
+    match std::panic::catch_unwind(|| {
+        let probe = probe::probe(input, limits)?;
+        resized::run(input, &probe, request, specs, limits)
+    }) {
         Ok(result) => result,
         Err(panic) => Err(CoreError::Corrupt(format!(
             "the decoder gave up on this image ({})",

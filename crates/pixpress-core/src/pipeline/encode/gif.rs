@@ -43,3 +43,26 @@ pub fn transcode_lossless(input: &[u8], limits: &Limits) -> Result<Vec<u8>, Core
 fn encode_err(e: gif::EncodingError) -> CoreError {
     CoreError::Encode(format!("gif: {e}"))
 }
+
+/// Encodes one frame of pixels as a GIF, quantised to a 256-colour palette (NeuQuant);
+/// fully transparent pixels stay transparent.
+pub fn encode_still(image: &image::DynamicImage) -> Result<Vec<u8>, CoreError> {
+    let (width, height) = (image.width(), image.height());
+    let (w16, h16) = match (u16::try_from(width), u16::try_from(height)) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => {
+            return Err(CoreError::InvalidOption {
+                field: "resize".into(),
+                message: format!("GIF output is limited to 65535x65535; {width}x{height} was asked"),
+            })
+        }
+    };
+    let mut rgba = image.to_rgba8().into_raw();
+    let frame = gif::Frame::from_rgba_speed(w16, h16, &mut rgba, 10);
+    let mut out = Vec::new();
+    {
+        let mut encoder = gif::Encoder::new(&mut out, w16, h16, &[]).map_err(encode_err)?;
+        encoder.write_frame(&frame).map_err(encode_err)?;
+    }
+    Ok(out)
+}

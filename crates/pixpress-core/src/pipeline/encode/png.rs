@@ -83,3 +83,15 @@ fn write_indexed_png(
     }
     Ok(out)
 }
+
+/// Encodes pixels as PNG (fast deflate) and lets oxipng pick the colour type and filters.
+pub fn encode_lossless(image: &image::DynamicImage) -> Result<Vec<u8>, CoreError> {
+    let mut raw = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut raw,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    image.write_with_encoder(encoder).map_err(|e| CoreError::Encode(format!("png: {e}")))?;
+    optimize_lossless(&raw)
+}

@@ -17,13 +17,21 @@ pub fn encode_lossy(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, CoreEr
     encode_with(image, &config)
 }
 
-/// `Ok(None)` when the round trip did not reproduce the pixels (then the caller keeps the input).
-pub fn encode_lossless_verified(image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+pub fn encode_lossless(image: &DynamicImage) -> Result<Vec<u8>, CoreError> {
+    encode_with(image, &lossless_config()?)
+}
+
+fn lossless_config() -> Result<webp::WebPConfig, CoreError> {
     let mut config = new_config()?;
     config.lossless = 1;
     config.exact = 1;
     config.quality = 75.0;
-    let bytes = encode_with(image, &config)?;
+    Ok(config)
+}
+
+/// `Ok(None)` when the round trip did not reproduce the pixels (then the caller keeps the input).
+pub fn encode_lossless_verified(image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+    let bytes = encode_with(image, &lossless_config()?)?;
     Ok(same_pixels(image, &bytes).then_some(bytes))
 }
 
