@@ -266,7 +266,7 @@ async fn client_mistakes_get_the_right_status_and_a_json_error() {
             "invalid_field",
         ),
         (
-            json!({"api_key": key, "url": img, "resize": {"strategy": "fit", "width": 10, "height": 10}}),
+            json!({"api_key": key, "url": img, "format": "avif"}),
             400,
             "not_supported_yet",
         ),

@@ -12,6 +12,7 @@ pub const UNKNOWN_FIELD: &str = "unknown_field";
 pub const NOT_ENLARGED: &str = "not_enlarged";
 pub const CROP_WINDOW_CLAMPED: &str = "crop_window_clamped";
 pub const UNKNOWN_CROP_MODE: &str = "unknown_crop_mode";
+pub const IGNORED_FIELD: &str = "ignored_field";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Warning {

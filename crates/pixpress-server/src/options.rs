@@ -4,11 +4,13 @@
 //! error but are named in `warnings`; options whose feature is not built yet are a clear 400
 //! rather than being silently ignored.
 
+use pixpress_core::pipeline::plan::ResizeSpec;
 use pixpress_core::warning::{self, Warning};
 use pixpress_core::Request;
 use serde_json::{Map, Value};
 
 use crate::error::{code, ApiError};
+use crate::resize_json;
 
 /// Where the options came from: the URL endpoint needs `url`, the upload endpoint refuses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,14 +24,34 @@ pub struct ParsedOptions {
     pub api_key: Option<String>,
     pub url: Option<String>,
     pub request: Request,
+    pub resize: Option<ResizeRequest>,
     pub warnings: Vec<Warning>,
 }
 
-const KNOWN_FIELDS: [&str; 4] = ["api_key", "url", "lossy", "quality"];
+/// The `resize` option: one object, or an array giving one output per entry.
+#[derive(Clone, Debug)]
+pub struct ResizeRequest {
+    pub is_array: bool,
+    pub entries: Vec<ResizeEntry>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResizeEntry {
+    pub id: Option<String>,
+    pub spec: ResizeSpec,
+    pub warnings: Vec<Warning>,
+}
+
+impl ResizeRequest {
+    pub fn specs(&self) -> Vec<ResizeSpec> {
+        self.entries.iter().map(|e| e.spec.clone()).collect()
+    }
+}
+
+const KNOWN_FIELDS: [&str; 5] = ["api_key", "url", "lossy", "quality", "resize"];
 
 /// Options from the SPEC whose features land in later work: present → 400 `not_supported_yet`.
-const NOT_YET: [(&str, &str); 12] = [
-    ("resize", "resizing and cropping"),
+const NOT_YET: [(&str, &str); 10] = [
     ("format", "format conversion"),
     ("metadata", "choosing which metadata to keep"),
     ("quality_target", "a perceptual quality target"),
@@ -40,7 +62,6 @@ const NOT_YET: [(&str, &str); 12] = [
     ("dry_run", "dry runs"),
     ("max_bytes", "byte budgets"),
     ("min_ssimulacra2", "byte budgets with a quality floor"),
-    ("enlarge", "resizing"),
 ];
 
 pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
@@ -70,6 +91,7 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, ApiErro
             lossy: optional_bool(object, "lossy")?.unwrap_or(false),
             quality: optional_quality(object)?,
         },
+        resize: parse_resize(object)?,
         warnings: unknown_field_warnings(object),
     };
     match endpoint {
@@ -96,6 +118,38 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, ApiErro
         ));
     }
     Ok(options)
+}
+
+fn parse_resize(object: &Map<String, Value>) -> Result<Option<ResizeRequest>, ApiError> {
+    let value = match object.get("resize") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let entries = resize_json::parse_resize_list(value)
+        .map_err(|e| ApiError::field(code::INVALID_FIELD, &e.field, e.message.clone()))?;
+    Ok(Some(ResizeRequest {
+        is_array: value.is_array(),
+        entries: entries
+            .into_iter()
+            .map(|(id, spec, warnings)| ResizeEntry {
+                id,
+                spec,
+                warnings: warnings
+                    .into_iter()
+                    .map(|(code, message)| Warning::new(warning_code(&code), message))
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
+/// Maps the resize parser's warning codes onto the stable constants.
+fn warning_code(code: &str) -> &'static str {
+    match code {
+        "unknown_crop_mode" => warning::UNKNOWN_CROP_MODE,
+        "unknown_field" => warning::UNKNOWN_FIELD,
+        _ => warning::IGNORED_FIELD,
+    }
 }
 
 fn refuse_unbuilt_options(object: &Map<String, Value>) -> Result<(), ApiError> {
@@ -243,9 +297,19 @@ mod tests {
     #[test]
     fn unbuilt_features_are_refused_and_unknown_fields_warned() {
         assert_eq!(
-            err(json!({"url": "http://x", "resize": {"strategy": "exact"}})).code,
+            err(json!({"url": "http://x", "format": "avif"})).code,
             code::NOT_SUPPORTED_YET
         );
+        assert_eq!(
+            err(json!({"url": "http://x", "resize": {"strategy": "exact"}})).code,
+            code::INVALID_FIELD
+        );
+        let o = parse(
+            &json!({"url": "http://x", "resize": [{"strategy": "square", "size": 10, "id": "a"}]}),
+            Endpoint::Url,
+        )
+        .unwrap();
+        assert!(o.resize.unwrap().is_array);
         let o = parse(&json!({"url": "http://x", "colour": "red"}), Endpoint::Url).unwrap();
         assert_eq!(o.warnings[0].code, warning::UNKNOWN_FIELD);
         assert!(parse(&json!({"url": "http://x"}), Endpoint::Upload).is_err());

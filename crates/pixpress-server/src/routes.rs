@@ -25,6 +25,9 @@ pub struct KeyQuery {
 /// The response body of SPEC §6.
 #[derive(Debug, Serialize)]
 pub struct OptimizeResponse {
+    /// The resize entry's `id`, in `results` of a resize array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub original_size: u64,
     pub original_width: u32,
     pub original_height: u32,
@@ -41,12 +44,29 @@ pub struct OptimizeResponse {
     pub stored: Vec<Value>,
 }
 
+/// The response to a `resize` array: one [`OptimizeResponse`] per entry, in request order.
+#[derive(Debug, Serialize)]
+pub struct MultiResponse {
+    pub original_size: u64,
+    pub original_width: u32,
+    pub original_height: u32,
+    pub results: Vec<OptimizeResponse>,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    One(OptimizeResponse),
+    Many(MultiResponse),
+}
+
 pub async fn optimize_url(
     State(state): State<AppState>,
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<OptimizeResponse>, ApiError> {
+) -> Result<Json<Answer>, ApiError> {
     let body = body.map_err(|e| {
         ApiError::new(
             e.status(),
@@ -69,7 +89,7 @@ pub async fn optimize_upload(
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<OptimizeResponse>, ApiError> {
+) -> Result<Json<Answer>, ApiError> {
     let multipart = multipart.map_err(|e| {
         ApiError::bad_request(
             code::INVALID_MULTIPART,
@@ -215,13 +235,70 @@ async fn optimize_and_host(
     key_id: &str,
     input: Bytes,
     options: ParsedOptions,
-) -> Result<OptimizeResponse, ApiError> {
+) -> Result<Answer, ApiError> {
     let original_size = input.len() as u64;
     let request = options.request.clone();
     let limits = state.limits;
-    let output = state
-        .run_image_work(move || pixpress_core::optimize(&input, &request, &limits))
+    let Some(resize) = options.resize else {
+        let output = state
+            .run_image_work(move || pixpress_core::optimize(&input, &request, &limits))
+            .await??;
+        return Ok(Answer::One(
+            host(state, key_id, original_size, output, None, options.warnings).await?,
+        ));
+    };
+    let specs = resize.specs();
+    let outputs = state
+        .run_image_work(move || {
+            pixpress_core::pipeline::optimize_resized(&input, &request, &specs, &limits)
+        })
         .await??;
+    let (original_width, original_height) = outputs
+        .first()
+        .map_or((0, 0), |o| (o.original_width, o.original_height));
+    if !resize.is_array {
+        let mut warnings = options.warnings;
+        warnings.extend(resize.entries.into_iter().flat_map(|e| e.warnings));
+        let output = outputs
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::internal("resize", "no output"))?;
+        return Ok(Answer::One(
+            host(state, key_id, original_size, output, None, warnings).await?,
+        ));
+    }
+    let mut results = Vec::with_capacity(outputs.len());
+    for (output, entry) in outputs.into_iter().zip(resize.entries) {
+        results.push(
+            host(
+                state,
+                key_id,
+                original_size,
+                output,
+                entry.id,
+                entry.warnings,
+            )
+            .await?,
+        );
+    }
+    Ok(Answer::Many(MultiResponse {
+        original_size,
+        original_width,
+        original_height,
+        results,
+        warnings: options.warnings,
+    }))
+}
+
+/// Stores one output as a hosted result and describes it.
+async fn host(
+    state: &AppState,
+    key_id: &str,
+    original_size: u64,
+    output: Output,
+    id: Option<String>,
+    warnings: Vec<Warning>,
+) -> Result<OptimizeResponse, ApiError> {
     let stored = state
         .results
         .put(
@@ -242,7 +319,8 @@ async fn optimize_and_host(
         output,
         url,
         stored.expires_at_ms,
-        options.warnings,
+        id,
+        warnings,
     ))
 }
 
@@ -251,11 +329,13 @@ fn build_response(
     output: Output,
     url: String,
     expires_at_ms: i64,
+    id: Option<String>,
     mut warnings: Vec<Warning>,
 ) -> OptimizeResponse {
     let final_size = output.bytes.len() as u64;
     warnings.extend(output.warnings);
     OptimizeResponse {
+        id,
         original_size,
         original_width: output.original_width,
         original_height: output.original_height,

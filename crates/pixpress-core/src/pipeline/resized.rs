@@ -58,7 +58,12 @@ pub fn run(
         .collect()
 }
 
-fn plan_all(width: u32, height: u32, specs: &[ResizeSpec], format: ImageFormat) -> Result<Vec<Plan>, CoreError> {
+fn plan_all(
+    width: u32,
+    height: u32,
+    specs: &[ResizeSpec],
+    format: ImageFormat,
+) -> Result<Vec<Plan>, CoreError> {
     specs
         .iter()
         .enumerate()
@@ -83,7 +88,10 @@ fn plan_error(prefix: &str, e: PlanError) -> CoreError {
         Some(f) => format!("{prefix}.{f}"),
         None => prefix.to_string(),
     };
-    CoreError::InvalidOption { field, message: e.message() }
+    CoreError::InvalidOption {
+        field,
+        message: e.message(),
+    }
 }
 
 fn plan_warning(w: &PlanWarning) -> Warning {

@@ -18,7 +18,9 @@ pub fn execute(image: &DynamicImage, plan: &Plan) -> Result<DynamicImage, CoreEr
         resample(image, crop, plan.scaled)?
     };
     Ok(match plan.background {
-        Some(bg) if plan.canvas != plan.scaled || bg.a < 255 => pad(&scaled, plan, [bg.r, bg.g, bg.b, bg.a]),
+        Some(bg) if plan.canvas != plan.scaled || bg.a < 255 => {
+            pad(&scaled, plan, [bg.r, bg.g, bg.b, bg.a])
+        }
         _ => scaled,
     })
 }
@@ -32,16 +34,27 @@ fn resolve_crop(image: &DynamicImage, plan: &Plan) -> Rect {
     Rect::new(x, y, w, h)
 }
 
-fn resample(image: &DynamicImage, crop: Rect, (width, height): (u32, u32)) -> Result<DynamicImage, CoreError> {
+fn resample(
+    image: &DynamicImage,
+    crop: Rect,
+    (width, height): (u32, u32),
+) -> Result<DynamicImage, CoreError> {
     // fast_image_resize handles the 8/16-bit integer layouts; anything else goes through RGBA8.
     let source = match image {
-        DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => DynamicImage::ImageRgba8(image.to_rgba8()),
+        DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
+            DynamicImage::ImageRgba8(image.to_rgba8())
+        }
         _ => image.clone(),
     };
     let mut target = DynamicImage::new(width, height, source.color());
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop(f64::from(crop.x), f64::from(crop.y), f64::from(crop.width), f64::from(crop.height));
+        .crop(
+            f64::from(crop.x),
+            f64::from(crop.y),
+            f64::from(crop.width),
+            f64::from(crop.height),
+        );
     Resizer::new()
         .resize(&source, &mut target, &options)
         .map_err(|e| CoreError::Encode(format!("resize: {e}")))?;
@@ -52,7 +65,12 @@ fn pad(scaled: &DynamicImage, plan: &Plan, background: [u8; 4]) -> DynamicImage 
     let (cw, ch) = plan.canvas;
     let mut canvas = RgbaImage::from_pixel(cw, ch, ImageRgba(background));
     let top = scaled.to_rgba8();
-    image::imageops::overlay(&mut canvas, &top, i64::from(plan.offset.0), i64::from(plan.offset.1));
+    image::imageops::overlay(
+        &mut canvas,
+        &top,
+        i64::from(plan.offset.0),
+        i64::from(plan.offset.1),
+    );
     if background[3] == 255 && !scaled.color().has_alpha() {
         DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(canvas).to_rgb8())
     } else {
@@ -76,13 +94,23 @@ mod tests {
         let mut img = RgbaImage::new(300, 300);
         for (x, y, p) in img.enumerate_pixels_mut() {
             let region = (y / 100) * 3 + x / 100;
-            *p = ImageRgba([(region * 25) as u8, 255 - (region * 25) as u8, (region * 10) as u8, 255]);
+            *p = ImageRgba([
+                (region * 25) as u8,
+                255 - (region * 25) as u8,
+                (region * 10) as u8,
+                255,
+            ]);
         }
         DynamicImage::ImageRgba8(img)
     }
 
     fn region_colour(region: u32) -> [u8; 4] {
-        [(region * 25) as u8, 255 - (region * 25) as u8, (region * 10) as u8, 255]
+        [
+            (region * 25) as u8,
+            255 - (region * 25) as u8,
+            (region * 10) as u8,
+            255,
+        ]
     }
 
     #[test]
@@ -101,14 +129,24 @@ mod tests {
         ];
         for (gravity, region) in cases {
             let spec = ResizeSpec {
-                strategy: Strategy::Crop { width: 100, height: 100, gravity, origin: None, scale_percent: None },
+                strategy: Strategy::Crop {
+                    width: 100,
+                    height: 100,
+                    gravity,
+                    origin: None,
+                    scale_percent: None,
+                },
                 enlarge: false,
             };
             let p = plan(300, 300, &spec).unwrap();
             let out = execute(&img, &p).unwrap();
             assert_eq!(out.dimensions(), (100, 100));
             for (x, y) in [(0, 0), (99, 0), (50, 50), (0, 99), (99, 99)] {
-                assert_eq!(rgba_at(&out, x, y), region_colour(region), "{gravity:?} at ({x},{y})");
+                assert_eq!(
+                    rgba_at(&out, x, y),
+                    region_colour(region),
+                    "{gravity:?} at ({x},{y})"
+                );
             }
         }
     }
@@ -117,7 +155,13 @@ mod tests {
     fn custom_crop_returns_exactly_the_rectangle() {
         let img = nine_regions();
         let spec = ResizeSpec {
-            strategy: Strategy::Crop { width: 37, height: 21, gravity: Gravity::Center, origin: Some((123, 45)), scale_percent: None },
+            strategy: Strategy::Crop {
+                width: 37,
+                height: 21,
+                gravity: Gravity::Center,
+                origin: Some((123, 45)),
+                scale_percent: None,
+            },
             enlarge: false,
         };
         let out = execute(&img, &plan(300, 300, &spec).unwrap()).unwrap();
@@ -131,16 +175,41 @@ mod tests {
 
     #[test]
     fn fill_pads_with_the_background() {
-        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(200, 100, image::Rgb([0, 0, 255])));
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            200,
+            100,
+            image::Rgb([0, 0, 255]),
+        ));
         let spec = ResizeSpec {
-            strategy: Strategy::Fill { width: 100, height: 100, background: Rgba { r: 255, g: 102, b: 0, a: 255 } },
+            strategy: Strategy::Fill {
+                width: 100,
+                height: 100,
+                background: Rgba {
+                    r: 255,
+                    g: 102,
+                    b: 0,
+                    a: 255,
+                },
+            },
             enlarge: false,
         };
         let out = execute(&img, &plan(200, 100, &spec).unwrap()).unwrap();
         assert_eq!(out.dimensions(), (100, 100));
-        assert_eq!(rgba_at(&out, 50, 5), [255, 102, 0, 255], "top band is padding");
-        assert_eq!(rgba_at(&out, 50, 95), [255, 102, 0, 255], "bottom band is padding");
-        assert_eq!(rgba_at(&out, 50, 50), [0, 0, 255, 255], "middle is the image");
+        assert_eq!(
+            rgba_at(&out, 50, 5),
+            [255, 102, 0, 255],
+            "top band is padding"
+        );
+        assert_eq!(
+            rgba_at(&out, 50, 95),
+            [255, 102, 0, 255],
+            "bottom band is padding"
+        );
+        assert_eq!(
+            rgba_at(&out, 50, 50),
+            [0, 0, 255, 255],
+            "middle is the image"
+        );
         assert!(!out.color().has_alpha());
     }
 
@@ -150,10 +219,20 @@ mod tests {
         // visible colour white at the boundary instead of greying it.
         let mut img = RgbaImage::new(100, 10);
         for (x, _, p) in img.enumerate_pixels_mut() {
-            *p = if x < 50 { ImageRgba([255, 255, 255, 255]) } else { ImageRgba([0, 0, 0, 0]) };
+            *p = if x < 50 {
+                ImageRgba([255, 255, 255, 255])
+            } else {
+                ImageRgba([0, 0, 0, 0])
+            };
         }
         let img = DynamicImage::ImageRgba8(img);
-        let spec = ResizeSpec { strategy: Strategy::Exact { width: 33, height: 3 }, enlarge: false };
+        let spec = ResizeSpec {
+            strategy: Strategy::Exact {
+                width: 33,
+                height: 3,
+            },
+            enlarge: false,
+        };
         let out = execute(&img, &plan(100, 10, &spec).unwrap()).unwrap();
         for x in 0..33 {
             let p = rgba_at(&out, x, 1);
@@ -165,8 +244,18 @@ mod tests {
 
     #[test]
     fn sixteen_bit_and_grey_resize() {
-        let img = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(64, 64, image::Luma([40000u16])));
-        let spec = ResizeSpec { strategy: Strategy::Exact { width: 10, height: 20 }, enlarge: false };
+        let img = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+            64,
+            64,
+            image::Luma([40000u16]),
+        ));
+        let spec = ResizeSpec {
+            strategy: Strategy::Exact {
+                width: 10,
+                height: 20,
+            },
+            enlarge: false,
+        };
         let out = execute(&img, &plan(64, 64, &spec).unwrap()).unwrap();
         assert_eq!(out.dimensions(), (10, 20));
         assert!(matches!(out, DynamicImage::ImageLuma16(_)));

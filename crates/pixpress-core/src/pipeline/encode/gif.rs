@@ -53,7 +53,9 @@ pub fn encode_still(image: &image::DynamicImage) -> Result<Vec<u8>, CoreError> {
         _ => {
             return Err(CoreError::InvalidOption {
                 field: "resize".into(),
-                message: format!("GIF output is limited to 65535x65535; {width}x{height} was asked"),
+                message: format!(
+                    "GIF output is limited to 65535x65535; {width}x{height} was asked"
+                ),
             })
         }
     };

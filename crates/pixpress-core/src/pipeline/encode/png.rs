@@ -92,6 +92,8 @@ pub fn encode_lossless(image: &image::DynamicImage) -> Result<Vec<u8>, CoreError
         image::codecs::png::CompressionType::Fast,
         image::codecs::png::FilterType::Adaptive,
     );
-    image.write_with_encoder(encoder).map_err(|e| CoreError::Encode(format!("png: {e}")))?;
+    image
+        .write_with_encoder(encoder)
+        .map_err(|e| CoreError::Encode(format!("png: {e}")))?;
     optimize_lossless(&raw)
 }
