@@ -79,6 +79,12 @@ struct ServeArgs {
     /// Images processed at once (default: number of CPUs).
     #[arg(long, env = "PIXPRESS_WORKERS")]
     workers: Option<usize>,
+    /// Predicted decode memory admitted at once, in MiB (width × height × frames × 4 × 3).
+    #[arg(long, env = "PIXPRESS_MEMORY_BUDGET_MIB", default_value_t = 2048)]
+    memory_budget_mib: u32,
+    /// Requests that may wait for a worker; beyond this the answer is 503 with Retry-After.
+    #[arg(long, env = "PIXPRESS_MAX_QUEUE", default_value_t = 64)]
+    max_queue: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +135,8 @@ async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.fetch_allow = args.fetch_allow;
     config.max_input_bytes = args.max_input_bytes;
     config.max_pixels = args.max_pixels;
+    config.memory_budget_mib = args.memory_budget_mib;
+    config.max_queue = args.max_queue;
     if let Some(workers) = args.workers {
         config.workers = workers;
     }

@@ -17,13 +17,26 @@ fn corpus(name: &str) -> Vec<u8> {
 
 fn twelve_megapixel_photo() -> DynamicImage {
     let photo = image::load_from_memory(&corpus("photo_wood.jpg")).expect("decode");
-    let spec = ResizeSpec { strategy: Strategy::Exact { width: 4000, height: 3000 }, enlarge: true };
-    transform::execute(&photo, &plan(photo.width(), photo.height(), &spec).expect("plan")).expect("upscale")
+    let spec = ResizeSpec {
+        strategy: Strategy::Exact {
+            width: 4000,
+            height: 3000,
+        },
+        enlarge: true,
+    };
+    transform::execute(
+        &photo,
+        &plan(photo.width(), photo.height(), &spec).expect("plan"),
+    )
+    .expect("upscale")
 }
 
 fn resize_benches(c: &mut Criterion) {
     let photo = twelve_megapixel_photo();
-    let spec = ResizeSpec { strategy: Strategy::Landscape { width: 800 }, enlarge: false };
+    let spec = ResizeSpec {
+        strategy: Strategy::Landscape { width: 800 },
+        enlarge: false,
+    };
     let p = plan(photo.width(), photo.height(), &spec).expect("plan");
     let mut group = c.benchmark_group("resize");
     group.sample_size(20);
@@ -31,10 +44,21 @@ fn resize_benches(c: &mut Criterion) {
         b.iter(|| transform::execute(&photo, &p).expect("resize"));
     });
     let elephants = corpus("photo_elephants_art.jpg");
-    let request = Request { lossy: true, quality: Some(80) };
+    let request = Request {
+        lossy: true,
+        quality: Some(80),
+    };
     group.sample_size(10);
     group.bench_function("8.3MP JPEG decode+resize 800 wide+mozjpeg q80", |b| {
-        b.iter(|| optimize_resized(&elephants, &request, std::slice::from_ref(&spec), &Limits::default()).expect("pipeline"));
+        b.iter(|| {
+            optimize_resized(
+                &elephants,
+                &request,
+                std::slice::from_ref(&spec),
+                &Limits::default(),
+            )
+            .expect("pipeline")
+        });
     });
     group.finish();
 }

@@ -3,14 +3,13 @@
 //! keys and result records are in the database, result bytes in the result store.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
-use axum::routing::{get, post};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use pixpress_core::Limits;
-use tokio::sync::Semaphore;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::ServerConfig;
@@ -18,6 +17,7 @@ use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::fetch::Fetcher;
 use crate::fetch_guard::AddressPolicy;
+use crate::gate::WorkGate;
 use crate::results::ResultStore;
 use crate::{keys, request_id, routes};
 
@@ -31,26 +31,21 @@ pub struct AppState {
     pub fetcher: Fetcher,
     pub limits: Limits,
     pub public_url: String,
-    image_slots: Arc<Semaphore>,
+    pub gate: WorkGate,
 }
 
 impl AppState {
-    /// Runs CPU-heavy image work on the blocking pool, at most `workers` at a time, so one big
-    /// image never stalls the async runtime that serves everyone else.
-    pub async fn run_image_work<T, F>(&self, work: F) -> Result<T, ApiError>
+    /// Runs CPU-heavy image work on the blocking pool once the gate admits it (worker slot and
+    /// predicted memory), so one big image never stalls the async runtime serving everyone else.
+    pub async fn run_image_work<T, F>(&self, cost_mib: u64, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _slot = self
-            .image_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ApiError::internal("image worker pool closed", e))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| ApiError::internal("image worker failed", e))
+        let admission = self.gate.admit(cost_mib).await?;
+        let result = tokio::task::spawn_blocking(work).await;
+        drop(admission);
+        result.map_err(|e| ApiError::internal("image worker failed", e))
     }
 }
 
@@ -59,17 +54,14 @@ pub fn router(state: AppState, max_upload_bytes: u64) -> Router {
         .unwrap_or(usize::MAX)
         .saturating_add(MAX_JSON_BODY);
     let v1 = Router::new()
-        .route(
-            "/v1/",
-            post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
-        )
+        .route("/v1/", limited(post(routes::optimize_url), MAX_JSON_BODY))
         .route(
             "/v1/url",
-            post(routes::optimize_url).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+            limited(post(routes::optimize_url), MAX_JSON_BODY),
         )
         .route(
             "/v1/upload",
-            post(routes::optimize_upload).layer(DefaultBodyLimit::max(upload_limit)),
+            limited(post(routes::optimize_upload), upload_limit),
         )
         .route("/v1/images/{file}", get(routes::hosted_image))
         .route("/healthz", get(routes::healthz))
@@ -85,6 +77,34 @@ pub fn router(state: AppState, max_upload_bytes: u64) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .with_state(state)
+}
+
+/// Caps a route's body at `limit` bytes: declared lengths are refused before reading, and
+/// undeclared (chunked) bodies are cut off by axum's limit while streaming.
+fn limited(route: MethodRouter<AppState>, limit: usize) -> MethodRouter<AppState> {
+    route
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            reject_declared_oversize,
+        ))
+}
+
+/// Answers 413 from the Content-Length header alone, before a byte of an oversized body is read.
+async fn reject_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > limit as u64 => ApiError::too_large(limit as u64).into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// Opens the database and prints a first key when the key store is empty.
@@ -116,7 +136,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         fetcher,
         limits,
         public_url: public_url.clone(),
-        image_slots: Arc::new(Semaphore::new(config.workers.max(1))),
+        gate: WorkGate::new(config.workers, config.memory_budget_mib, config.max_queue),
     };
     tokio::spawn(results.sweep_forever(db, config.sweep_interval));
     let app = router(state, config.max_input_bytes);

@@ -23,6 +23,10 @@ pub struct ServerConfig {
     pub max_pixels: u64,
     /// Images processed at once; more wait for a slot.
     pub workers: usize,
+    /// Predicted decode memory admitted at once, in MiB.
+    pub memory_budget_mib: u32,
+    /// Requests that may wait for a slot; beyond this the answer is 503.
+    pub max_queue: usize,
 }
 
 impl ServerConfig {
@@ -40,6 +44,8 @@ impl ServerConfig {
             max_input_bytes: 32 * 1024 * 1024,
             max_pixels: 100_000_000,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            memory_budget_mib: 2048,
+            max_queue: 64,
         }
     }
 }

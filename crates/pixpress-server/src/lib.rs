@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod fetch;
 pub mod fetch_guard;
+pub mod gate;
 pub mod keys;
 pub mod options;
 pub mod request_id;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::error::{code, ApiError};
+use crate::gate::predicted_mib;
 use crate::keys::{self, Verdict};
 use crate::options::{self, Endpoint, ParsedOptions};
 
@@ -239,9 +240,14 @@ async fn optimize_and_host(
     let original_size = input.len() as u64;
     let request = options.request.clone();
     let limits = state.limits;
+    // Header-only: format, dimensions and frames, for the pixel limit and the memory estimate.
+    let probe = pixpress_core::pipeline::probe::probe(&input, &limits)?;
+    let cost = predicted_mib(probe.width, probe.height, probe.frames);
     let Some(resize) = options.resize else {
         let output = state
-            .run_image_work(move || pixpress_core::optimize(&input, &request, &limits))
+            .run_image_work(cost, move || {
+                pixpress_core::optimize(&input, &request, &limits)
+            })
             .await??;
         return Ok(Answer::One(
             host(state, key_id, original_size, output, None, options.warnings).await?,
@@ -249,7 +255,7 @@ async fn optimize_and_host(
     };
     let specs = resize.specs();
     let outputs = state
-        .run_image_work(move || {
+        .run_image_work(cost, move || {
             pixpress_core::pipeline::optimize_resized(&input, &request, &specs, &limits)
         })
         .await??;

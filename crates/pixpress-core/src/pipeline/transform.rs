@@ -39,12 +39,14 @@ fn resample(
     crop: Rect,
     (width, height): (u32, u32),
 ) -> Result<DynamicImage, CoreError> {
-    // fast_image_resize handles the 8/16-bit integer layouts; anything else goes through RGBA8.
+    // fast_image_resize handles the 8/16-bit integer layouts; float images go through RGBA8.
+    let converted;
     let source = match image {
         DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
-            DynamicImage::ImageRgba8(image.to_rgba8())
+            converted = DynamicImage::ImageRgba8(image.to_rgba8());
+            &converted
         }
-        _ => image.clone(),
+        _ => image,
     };
     let mut target = DynamicImage::new(width, height, source.color());
     let options = ResizeOptions::new()
@@ -56,7 +58,7 @@ fn resample(
             f64::from(crop.height),
         );
     Resizer::new()
-        .resize(&source, &mut target, &options)
+        .resize(source, &mut target, &options)
         .map_err(|e| CoreError::Encode(format!("resize: {e}")))?;
     Ok(target)
 }

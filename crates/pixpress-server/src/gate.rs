@@ -1,0 +1,161 @@
+//! Admission control for image work. Every image is admitted against two bounds: a number of
+//! worker slots (CPU) and a memory budget in MiB, charged by the decode memory predicted from
+//! the header (width × height × frames × 4 bytes, times a working-copy factor) before any pixel
+//! is decoded. What does not fit right away waits in a bounded queue; when the queue is full the
+//! answer is 503 `overloaded` with `Retry-After` at once, so a burst of big images costs neither
+//! unbounded memory nor an out-of-memory kill.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{code, ApiError};
+
+/// Decoded pixels plus the transform's and encoder's working copies.
+const WORKING_COPIES: u64 = 3;
+
+#[derive(Clone, Debug)]
+pub struct WorkGate {
+    workers: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+    budget_mib: u32,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+}
+
+/// Held while an image is being worked on; dropping it returns the slot and the memory.
+#[derive(Debug)]
+pub struct Admission {
+    _worker: OwnedSemaphorePermit,
+    _memory: OwnedSemaphorePermit,
+}
+
+struct WaitingGuard(Arc<AtomicUsize>);
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Predicted working memory of an image, in MiB (at least 1).
+pub fn predicted_mib(width: u32, height: u32, frames: u64) -> u64 {
+    let bytes = u64::from(width)
+        .saturating_mul(u64::from(height))
+        .saturating_mul(frames.max(1))
+        .saturating_mul(4)
+        .saturating_mul(WORKING_COPIES);
+    bytes.div_ceil(1024 * 1024).max(1)
+}
+
+impl WorkGate {
+    pub fn new(workers: usize, budget_mib: u32, max_waiting: usize) -> Self {
+        WorkGate {
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            memory: Arc::new(Semaphore::new(budget_mib.max(1) as usize)),
+            budget_mib: budget_mib.max(1),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
+        }
+    }
+
+    pub fn budget_mib(&self) -> u32 {
+        self.budget_mib
+    }
+
+    pub async fn admit(&self, cost_mib: u64) -> Result<Admission, ApiError> {
+        if cost_mib > u64::from(self.budget_mib) {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::TOO_MANY_PIXELS,
+                format!(
+                    "processing this image needs about {cost_mib} MiB, more than this server's budget of {} MiB",
+                    self.budget_mib
+                ),
+            ));
+        }
+        let cost = cost_mib as u32;
+        if let Some(admission) = self.try_admit(cost) {
+            return Ok(admission);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(overloaded());
+        }
+        let _waiting = WaitingGuard(self.waiting.clone());
+        let memory = self
+            .memory
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| overloaded())?;
+        let worker = self
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| overloaded())?;
+        Ok(Admission {
+            _worker: worker,
+            _memory: memory,
+        })
+    }
+
+    fn try_admit(&self, cost: u32) -> Option<Admission> {
+        let memory = self.memory.clone().try_acquire_many_owned(cost).ok()?;
+        let worker = self.workers.clone().try_acquire_owned().ok()?;
+        Some(Admission {
+            _worker: worker,
+            _memory: memory,
+        })
+    }
+}
+
+fn overloaded() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::OVERLOADED,
+        "the server is busy with other images; retry after the Retry-After delay",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queue_beyond_its_bound_is_refused_at_once() {
+        let gate = WorkGate::new(1, 100, 1);
+        let first = gate.admit(10).await.unwrap();
+        let g2 = gate.clone();
+        let queued = tokio::spawn(async move { g2.admit(10).await.map(|_| ()) });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let refused = gate.admit(10).await.unwrap_err();
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        drop(first);
+        assert!(queued.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn memory_budget_limits_concurrency_and_oversize_is_413() {
+        let gate = WorkGate::new(8, 100, 0);
+        let a = gate.admit(60).await.unwrap();
+        assert_eq!(
+            gate.admit(60).await.unwrap_err().status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let b = gate.admit(40).await.unwrap();
+        drop((a, b));
+        assert_eq!(
+            gate.admit(101).await.unwrap_err().status,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(predicted_mib(4000, 3000, 1), 138);
+        assert_eq!(
+            predicted_mib(u32::MAX, u32::MAX, u64::MAX),
+            u64::MAX.div_ceil(1024 * 1024)
+        );
+    }
+}
