@@ -85,6 +85,12 @@ struct ServeArgs {
     /// Requests that may wait for a worker; beyond this the answer is 503 with Retry-After.
     #[arg(long, env = "PIXPRESS_MAX_QUEUE", default_value_t = 64)]
     max_queue: usize,
+    /// PEM certificate chain; with --tls-key the server speaks HTTPS only (TLS 1.2+).
+    #[arg(long, env = "PIXPRESS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "PIXPRESS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +143,8 @@ async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.max_pixels = args.max_pixels;
     config.memory_budget_mib = args.memory_budget_mib;
     config.max_queue = args.max_queue;
+    config.tls_cert = args.tls_cert;
+    config.tls_key = args.tls_key;
     if let Some(workers) = args.workers {
         config.workers = workers;
     }

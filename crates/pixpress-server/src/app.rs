@@ -121,9 +121,12 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         config.fetch_connect_timeout,
         config.fetch_timeout,
     )?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let public_url = public_url(&config, bound);
+    let tls = tls_config(&config).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = public_url(&config, scheme, bound);
     print_first_key_if_none(&db, &public_url).await?;
 
     let limits = Limits {
@@ -141,18 +144,53 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(results.sweep_forever(db, config.sweep_interval));
     let app = router(state, config.max_input_bytes);
     println!("pixpress listening on {public_url}");
-    tracing::info!(address = %bound, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::info!(address = %bound, scheme, "listening");
+    match tls {
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let on_signal = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(60)));
+            });
+            axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?;
+        }
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
-fn public_url(config: &ServerConfig, bound: SocketAddr) -> String {
+fn public_url(config: &ServerConfig, scheme: &str, bound: SocketAddr) -> String {
     match &config.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!("http://{bound}"),
+        None => format!("{scheme}://{bound}"),
+    }
+}
+
+/// HTTPS with rustls (ring): TLS 1.2 and 1.3 only, as rustls offers nothing older.
+async fn tls_config(
+    config: &ServerConfig,
+) -> anyhow::Result<Option<axum_server::tls_rustls::RustlsConfig>> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            // Several crates could register a provider; the first install wins, which is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the TLS certificate/key: {e}"))?;
+            Ok(Some(tls))
+        }
+        (None, None) => Ok(None),
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub memory_budget_mib: u32,
     /// Requests that may wait for a slot; beyond this the answer is 503.
     pub max_queue: usize,
+    /// PEM certificate chain and private key: when both are set the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -46,6 +49,8 @@ impl ServerConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             memory_budget_mib: 2048,
             max_queue: 64,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
