@@ -325,3 +325,46 @@ async fn raw_post_status(server: &Server, path: &str, len: usize) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn every_internal_address_form_is_refused_also_after_a_redirect() {
+    let files = start_static_server().await;
+    let server = Server::start(&["--fetch-allow", "127.0.0.1/32"]);
+    let refused = [
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/a.jpg".to_string(),
+        "http://192.168.1.1/a.jpg".to_string(),
+        "http://172.16.0.1/a.jpg".to_string(),
+        "http://100.64.0.1/a.jpg".to_string(),
+        "http://0.0.0.0/a.jpg".to_string(),
+        "http://224.0.0.1/a.jpg".to_string(),
+        "http://127.0.0.2/a.jpg".to_string(),
+        "http://167772161/a.jpg".to_string(),
+        "http://[::1]/a.jpg".to_string(),
+        "http://[fd00::1]/a.jpg".to_string(),
+        "http://[fe80::1]/a.jpg".to_string(),
+        "http://[::ffff:10.0.0.1]/a.jpg".to_string(),
+        "http://[64:ff9b::a00:1]/a.jpg".to_string(),
+        "http://[2002:a00:1::1]/a.jpg".to_string(),
+        // Allowed first hop, refused second hop.
+        format!(
+            "http://{files}/redirect-to?to=http://127.0.0.2:{}/corpus/photo_garden.jpg",
+            files.port()
+        ),
+        format!("http://{files}/redirect-to?to=http://169.254.169.254/latest/meta-data/"),
+    ];
+    for url in refused {
+        let (status, body) =
+            json_of(post_json(&server, json!({"api_key": server.key, "url": url})).await).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("url_not_allowed")),
+            "{url}: {body}"
+        );
+    }
+    // The allowed address itself still works, through a redirect too.
+    let ok = format!("http://{files}/redirect-to?to=/corpus/edge/gray.jpg");
+    let (status, body) =
+        json_of(post_json(&server, json!({"api_key": server.key, "url": ok})).await).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -121,7 +121,7 @@ impl Drop for Server {
 
 /// A static server on 127.0.0.1: `/corpus/<path>` serves corpus files, `/status/<n>` answers
 /// that status, `/redirect/<n>` redirects n times before landing on a corpus JPEG, `/big`
-/// streams 40 MB without a Content-Length.
+/// streams 40 MB without a Content-Length, `/redirect-to?to=URL` redirects anywhere.
 pub async fn start_static_server() -> SocketAddr {
     let app = Router::new()
         .route("/corpus/{*path}", get(serve_corpus))
@@ -141,6 +141,7 @@ pub async fn start_static_server() -> SocketAddr {
                 }
             }),
         )
+        .route("/redirect-to", get(redirect_to))
         .route(
             "/big",
             get(|| async {
@@ -159,6 +160,12 @@ pub async fn start_static_server() -> SocketAddr {
         let _ = axum::serve(listener, app).await;
     });
     addr
+}
+
+async fn redirect_to(
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Redirect {
+    Redirect::temporary(query.get("to").map_or("/", String::as_str))
 }
 
 async fn serve_corpus(AxPath(path): AxPath<String>) -> Response {
