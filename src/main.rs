@@ -42,6 +42,30 @@ struct StateArgs {
     /// Database URL (sqlite:…); default: DATA_DIR/pixpress.db.
     #[arg(long = "database", env = "PIXPRESS_DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// TOML config file; today it holds plan limits (`[plans.free] bytes_per_month = …`).
+    #[arg(long, env = "PIXPRESS_CONFIG", global = true)]
+    config: Option<PathBuf>,
+}
+
+/// The TOML config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    plans: std::collections::BTreeMap<String, pixpress_server::plans::PlanOverride>,
+}
+
+fn load_plans(path: Option<&PathBuf>) -> anyhow::Result<pixpress_server::plans::Plans> {
+    let file = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<ConfigFile>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    pixpress_server::plans::Plans::default().with_overrides(&file.plans)
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +115,9 @@ struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "PIXPRESS_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// redis://… to share rate-limit state between instances (default: in memory).
+    #[arg(long = "redis", env = "PIXPRESS_REDIS_URL")]
+    redis_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +133,8 @@ enum KeysCommand {
     List,
     /// Revoke a key by its id (or the key itself).
     Revoke { key_id: String },
+    /// Move a key to another plan.
+    SetPlan { key_id: String, plan: String },
 }
 
 #[tokio::main]
@@ -134,6 +163,8 @@ fn init_logging(format: &str) {
 async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::with_data_dir(state.data_dir);
     config.database_url = state.database_url;
+    config.plans = load_plans(state.config.as_ref())?;
+    config.redis_url = args.redis_url;
     config.listen = args.listen;
     config.public_url = args.public_url;
     config.result_ttl = args.result_ttl;
@@ -182,6 +213,13 @@ async fn run_keys(state: StateArgs, command: KeysCommand) -> anyhow::Result<()> 
                     k.label.unwrap_or_default()
                 );
             }
+        }
+        KeysCommand::SetPlan { key_id, plan } => {
+            anyhow::ensure!(
+                keys::set_plan(&db, &key_id, &plan).await?,
+                "no key with id {key_id:?}"
+            );
+            println!("{key_id} is now on plan {plan}");
         }
         KeysCommand::Revoke { key_id } => {
             anyhow::ensure!(

@@ -190,6 +190,22 @@ async fn hostile_json_is_a_4xx() {
         (400, Some("invalid_json")),
         "{body}"
     );
+    // A wrong file name changes nothing: the format comes from the bytes.
+    let (status, body) = json_of(
+        upload(
+            &server,
+            &corpus("png_page_gray.png"),
+            "scan.jpg",
+            json!({"api_key": server.key}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["format"].as_str()),
+        (200, Some("png")),
+        "{body}"
+    );
     // A body that is not multipart at all.
     let r = client()
         .post(server.url("/v1/upload"))

@@ -34,12 +34,27 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts a server whose free plan has effectively no rate limit or quota, so tests that
+    /// are not about plans can make many requests quickly.
     pub fn start(extra: &[&str]) -> Server {
         let data_dir = tempfile::tempdir().expect("tempdir");
         Self::start_in(data_dir, extra)
     }
 
     pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let config = data_dir.path().join("unlimited.toml");
+        std::fs::write(
+            &config,
+            "[plans.free]\nrequests_per_second = 100000\nbytes_per_month = 1000000000000000\n",
+        )
+        .expect("write config");
+        let mut args: Vec<String> = vec!["--config".into(), config.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_raw(data_dir, &args)
+    }
+
+    /// Starts a server with exactly these extra arguments (no test config).
+    pub fn start_raw(data_dir: tempfile::TempDir, extra: &[String]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())

@@ -18,6 +18,8 @@ use crate::error::ApiError;
 use crate::fetch::Fetcher;
 use crate::fetch_guard::AddressPolicy;
 use crate::gate::WorkGate;
+use crate::plans::Plans;
+use crate::ratelimit::RateLimiter;
 use crate::results::ResultStore;
 use crate::{keys, request_id, routes};
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub limits: Limits,
     pub public_url: String,
     pub gate: WorkGate,
+    pub plans: Plans,
+    pub limiter: RateLimiter,
 }
 
 impl AppState {
@@ -64,6 +68,7 @@ pub fn router(state: AppState, max_upload_bytes: u64) -> Router {
             limited(post(routes::optimize_upload), upload_limit),
         )
         .route("/v1/images/{file}", get(routes::hosted_image))
+        .route("/v1/usage", get(routes::usage_report))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz));
     v1.fallback(routes::not_found_fallback)
@@ -125,6 +130,10 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let tls = tls_config(&config).await?;
+    let limiter = match &config.redis_url {
+        Some(url) => RateLimiter::redis(url).await?,
+        None => RateLimiter::memory(),
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = public_url(&config, scheme, bound);
     print_first_key_if_none(&db, &public_url).await?;
@@ -140,6 +149,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         limits,
         public_url: public_url.clone(),
         gate: WorkGate::new(config.workers, config.memory_budget_mib, config.max_queue),
+        plans: config.plans.clone(),
+        limiter,
     };
     tokio::spawn(results.sweep_forever(db, config.sweep_interval));
     let app = router(state, config.max_input_bytes);

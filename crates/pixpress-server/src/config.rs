@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// PEM certificate chain and private key: when both are set the server speaks HTTPS only.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub plans: crate::plans::Plans,
+    /// `redis://…`: rate-limit state shared by every instance; None keeps it in memory.
+    pub redis_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -51,6 +54,8 @@ impl ServerConfig {
             max_queue: 64,
             tls_cert: None,
             tls_key: None,
+            plans: crate::plans::Plans::default(),
+            redis_url: None,
         }
     }
 }

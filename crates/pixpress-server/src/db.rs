@@ -1,36 +1,59 @@
-//! The database: SQLite (embedded, the default) through sqlx, migrations embedded in the binary
-//! and run at start-up. Every query lives in the module that owns the table (`keys`, `results`).
+//! The database, through sqlx's `Any` driver so one set of queries and migrations serves both
+//! backends: SQLite (embedded, the default: `DATA_DIR/pixpress.db`) and PostgreSQL
+//! (`--database postgres://…`, for several instances sharing state). Queries use `$N`
+//! placeholders and SQL both dialects accept. Migrations are embedded and run at start-up.
+//! Every query lives in the module that owns its table (`keys`, `results`, `usage`).
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
 
-pub type Db = SqlitePool;
+pub type Db = AnyPool;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Opens (creating if needed) the database at `url`, or `DATA_DIR/pixpress.db` when `url` is None.
 pub async fn open(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Db> {
-    let options = match url {
-        Some(url) if url.starts_with("sqlite:") => SqliteConnectOptions::from_str(url)?,
-        Some(url) => anyhow::bail!(
-            "database {url:?} is not supported yet: only sqlite: URLs (PostgreSQL arrives with plans and quotas)"
-        ),
+    sqlx::any::install_default_drivers();
+    let url = match url {
+        Some(url)
+            if url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://") =>
+        {
+            url.to_string()
+        }
+        Some(url) => {
+            anyhow::bail!("database {url:?} is not supported: use a sqlite: or postgres:// URL")
+        }
         None => {
             std::fs::create_dir_all(data_dir)?;
-            SqliteConnectOptions::new().filename(data_dir.join("pixpress.db"))
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("pixpress.db").display()
+            )
         }
     };
-    let options = options
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
+    let is_sqlite = url.starts_with("sqlite:");
+    let pool = AnyPoolOptions::new()
+        .max_connections(if is_sqlite { 8 } else { 16 })
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if is_sqlite {
+                    // Writers wait for each other instead of failing with SQLITE_BUSY.
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
         .await?;
+    if is_sqlite {
+        pool.execute("PRAGMA journal_mode = WAL").await?;
+    }
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }

@@ -2,7 +2,7 @@
 //! against is a constant in [`code`]; every core, fetch and storage error maps to an
 //! [`ApiError`] through one `From` impl each.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pixpress_core::CoreError;
@@ -30,6 +30,8 @@ pub mod code {
     pub const FETCH_FAILED: &str = "fetch_failed";
     pub const INTERNAL_ERROR: &str = "internal_error";
     pub const OVERLOADED: &str = "overloaded";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
 }
 
 #[derive(Debug)]
@@ -38,6 +40,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<serde_json::Value>,
+    pub headers: HeaderMap,
 }
 
 impl ApiError {
@@ -47,11 +50,18 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            headers: HeaderMap::new(),
         }
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    /// Adds the `RateLimit-*` (and, when refused, `Retry-After`) headers of `decision`.
+    pub fn with_rate_headers(mut self, decision: &crate::ratelimit::Decision) -> Self {
+        crate::routes::rate_headers(decision, &mut self.headers);
         self
     }
 
@@ -105,6 +115,7 @@ impl IntoResponse for ApiError {
             error["details"] = details;
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        response.headers_mut().extend(self.headers);
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

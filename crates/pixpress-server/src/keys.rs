@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::db::{now_unix, Db};
 
-pub const PLANS: [&str; 4] = ["free", "starter", "pro", "business"];
+pub use crate::plans::PLAN_NAMES as PLANS;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct KeyInfo {
@@ -55,7 +55,7 @@ pub async fn create(db: &Db, plan: &str, label: Option<&str>) -> anyhow::Result<
     let key = format!("pxk_{id}_{}", random_hex(16));
     let created_at = now_unix();
     sqlx::query(
-        "INSERT INTO api_keys (id, secret_hash, plan, label, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, secret_hash, plan, label, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&id)
     .bind(hash_key(&key))
@@ -92,7 +92,7 @@ pub async fn count(db: &Db) -> anyhow::Result<i64> {
 pub async fn revoke(db: &Db, id_or_key: &str) -> anyhow::Result<bool> {
     let id = key_id(id_or_key).unwrap_or(id_or_key);
     let done =
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_unix())
             .bind(id)
             .execute(db)
@@ -100,11 +100,27 @@ pub async fn revoke(db: &Db, id_or_key: &str) -> anyhow::Result<bool> {
     if done.rows_affected() == 1 {
         return Ok(true);
     }
-    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE id = ?")
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE id = $1")
         .bind(id)
         .fetch_optional(db)
         .await?;
     Ok(exists.is_some())
+}
+
+/// Moves a key (by id or full key) to another plan. Returns false if there is no such key.
+pub async fn set_plan(db: &Db, id_or_key: &str, plan: &str) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        PLANS.contains(&plan),
+        "unknown plan {plan:?}; plans are {}",
+        PLANS.join(", ")
+    );
+    let id = key_id(id_or_key).unwrap_or(id_or_key);
+    let done = sqlx::query("UPDATE api_keys SET plan = $1 WHERE id = $2")
+        .bind(plan)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn verify(db: &Db, key: &str) -> anyhow::Result<Verdict> {
@@ -112,7 +128,7 @@ pub async fn verify(db: &Db, key: &str) -> anyhow::Result<Verdict> {
         return Ok(Verdict::Unknown);
     };
     let row: Option<(String, String, Option<i64>)> =
-        sqlx::query_as("SELECT secret_hash, plan, revoked_at FROM api_keys WHERE id = ?")
+        sqlx::query_as("SELECT secret_hash, plan, revoked_at FROM api_keys WHERE id = $1")
             .bind(id)
             .fetch_optional(db)
             .await?;

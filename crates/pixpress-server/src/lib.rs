@@ -14,10 +14,13 @@ pub mod fetch_guard;
 pub mod gate;
 pub mod keys;
 pub mod options;
+pub mod plans;
+pub mod ratelimit;
 pub mod request_id;
 pub mod resize_json;
 pub mod results;
 pub mod routes;
+pub mod usage;
 
 pub use app::serve;
 pub use config::ServerConfig;

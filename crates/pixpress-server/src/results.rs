@@ -69,7 +69,7 @@ impl ResultStore {
         let expires_at_ms = now + self.ttl.as_millis() as i64;
         sqlx::query(
             "INSERT INTO results (id, ext, content_type, size, etag, key_id, created_at_ms, expires_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(ext)
@@ -101,7 +101,7 @@ impl ResultStore {
             return Ok(None);
         }
         let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT content_type, etag, expires_at_ms FROM results WHERE id = ? AND ext = ? AND expires_at_ms > ?",
+            "SELECT content_type, etag, expires_at_ms FROM results WHERE id = $1 AND ext = $2 AND expires_at_ms > $3",
         )
         .bind(id)
         .bind(ext)
@@ -124,7 +124,7 @@ impl ResultStore {
     /// Deletes every expired result (file first, then row). Returns how many were removed.
     pub async fn sweep(&self, db: &Db) -> anyhow::Result<usize> {
         let expired: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, ext FROM results WHERE expires_at_ms <= ? LIMIT 1000")
+            sqlx::query_as("SELECT id, ext FROM results WHERE expires_at_ms <= $1 LIMIT 1000")
                 .bind(now_unix_ms())
                 .fetch_all(db)
                 .await?;
@@ -134,7 +134,7 @@ impl ResultStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
-            sqlx::query("DELETE FROM results WHERE id = ?")
+            sqlx::query("DELETE FROM results WHERE id = $1")
                 .bind(id)
                 .execute(db)
                 .await?;

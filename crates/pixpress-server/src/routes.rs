@@ -17,6 +17,8 @@ use crate::error::{code, ApiError};
 use crate::gate::predicted_mib;
 use crate::keys::{self, Verdict};
 use crate::options::{self, Endpoint, ParsedOptions};
+use crate::ratelimit::Decision;
+use crate::usage;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct KeyQuery {
@@ -67,7 +69,7 @@ pub async fn optimize_url(
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Answer>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
         ApiError::new(
             e.status(),
@@ -77,12 +79,15 @@ pub async fn optimize_url(
     })?;
     let value = options::parse_json_body(&body)?;
     let options = options::parse(&value, Endpoint::Url)?;
-    let key_id = authenticate(&state, &headers, &query, &options).await?;
+    let key = authenticate(&state, key_from(&headers, &query, &options)).await?;
+    // Rate limit and quota are checked before the URL is fetched.
+    let decision = admit_key(&state, &key).await?;
     let url = options.url.clone().unwrap_or_default();
-    let input = state.fetcher.fetch(&url).await?;
-    optimize_and_host(&state, &key_id, input, options)
-        .await
-        .map(Json)
+    let outcome = async {
+        let input = state.fetcher.fetch(&url).await?;
+        optimize_metered(&state, &key, input, options).await
+    };
+    respond(outcome.await, &decision)
 }
 
 pub async fn optimize_upload(
@@ -90,7 +95,7 @@ pub async fn optimize_upload(
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<Answer>, ApiError> {
+) -> Result<Response, ApiError> {
     let multipart = multipart.map_err(|e| {
         ApiError::bad_request(
             code::INVALID_MULTIPART,
@@ -100,6 +105,15 @@ pub async fn optimize_upload(
             ),
         )
     })?;
+    // A key in the header or query is checked, and its rate limit applied, before the upload is read.
+    let early = match key_from(&headers, &query, &ParsedOptions::default()) {
+        Some(k) => {
+            let key = authenticate(&state, Some(k)).await?;
+            let decision = admit_key(&state, &key).await?;
+            Some((key, decision))
+        }
+        None => None,
+    };
     let (image, data) = read_upload_parts(multipart, state.fetcher.max_bytes()).await?;
     let options = match data {
         Some(text) => options::parse(
@@ -108,17 +122,157 @@ pub async fn optimize_upload(
         )?,
         None => ParsedOptions::default(),
     };
-    let key_id = authenticate(&state, &headers, &query, &options).await?;
-    let image = image.ok_or_else(|| {
-        ApiError::field(
-            code::MISSING_FIELD,
-            "image",
-            "the multipart part `image` (the file) is missing",
+    let (key, decision) = match early {
+        Some(admitted) => admitted,
+        None => {
+            let key = authenticate(&state, key_from(&headers, &query, &options)).await?;
+            let decision = admit_key(&state, &key).await?;
+            (key, decision)
+        }
+    };
+    let outcome = async {
+        let image = image.ok_or_else(|| {
+            ApiError::field(
+                code::MISSING_FIELD,
+                "image",
+                "the multipart part `image` (the file) is missing",
+            )
+        })?;
+        optimize_metered(&state, &key, image, options).await
+    };
+    respond(outcome.await, &decision)
+}
+
+/// The authenticated caller: key id and plan.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub id: String,
+    pub plan: String,
+}
+
+/// The key from `Authorization: Bearer`, then `?api_key=`, then the options' `api_key`.
+fn key_from<'a>(
+    headers: &'a HeaderMap,
+    query: &'a KeyQuery,
+    options: &'a ParsedOptions,
+) -> Option<&'a str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    bearer
+        .or(query.api_key.as_deref())
+        .or(options.api_key.as_deref())
+}
+
+/// Applies the plan's rate limit and, for plans with a hard quota, refuses a used-up month.
+async fn admit_key(state: &AppState, caller: &Caller) -> Result<Decision, ApiError> {
+    let limits = state.plans.get(&caller.plan);
+    let decision = state
+        .limiter
+        .check(&caller.id, limits.requests_per_second)
+        .await;
+    if !decision.allowed {
+        let wait = decision.retry_after.as_secs_f64().ceil().max(1.0);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RATE_LIMITED,
+            format!(
+                "the {} plan allows {} request(s) per second; retry in {wait} s",
+                caller.plan, limits.requests_per_second
+            ),
         )
-    })?;
-    optimize_and_host(&state, &key_id, image, options)
+        .with_rate_headers(&decision));
+    }
+    if limits.hard_quota {
+        let used = usage::this_month(&state.db, &caller.id)
+            .await
+            .map_err(|e| ApiError::internal("usage lookup", e))?;
+        if used.bytes >= limits.bytes_per_month {
+            return Err(quota_exceeded(caller, limits.bytes_per_month, used.bytes)
+                .with_rate_headers(&decision));
+        }
+    }
+    Ok(decision)
+}
+
+fn quota_exceeded(caller: &Caller, quota: u64, used: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        code::QUOTA_EXCEEDED,
+        format!(
+            "the {} plan's monthly quota of {quota} bytes is used up ({used} bytes this month); it renews on the 1st (UTC) or upgrade the plan",
+            caller.plan
+        ),
+    )
+    .with_details(serde_json::json!({ "quota_bytes": quota, "used_bytes": used }))
+}
+
+/// Runs the pipeline and, only when it succeeded, meters the input bytes.
+async fn optimize_metered(
+    state: &AppState,
+    caller: &Caller,
+    input: Bytes,
+    options: ParsedOptions,
+) -> Result<Answer, ApiError> {
+    let size = input.len() as u64;
+    let limits = state.plans.get(&caller.plan);
+    if limits.hard_quota {
+        let used = usage::this_month(&state.db, &caller.id)
+            .await
+            .map_err(|e| ApiError::internal("usage lookup", e))?;
+        if used.bytes.saturating_add(size) > limits.bytes_per_month {
+            return Err(quota_exceeded(caller, limits.bytes_per_month, used.bytes));
+        }
+    }
+    let answer = optimize_and_host(state, &caller.id, input, options).await?;
+    usage::record(&state.db, &caller.id, size)
         .await
-        .map(Json)
+        .map_err(|e| ApiError::internal("recording usage", e))?;
+    Ok(answer)
+}
+
+fn respond(outcome: Result<Answer, ApiError>, decision: &Decision) -> Result<Response, ApiError> {
+    match outcome {
+        Ok(answer) => {
+            let mut response = Json(answer).into_response();
+            rate_headers(decision, response.headers_mut());
+            Ok(response)
+        }
+        Err(e) => Err(e.with_rate_headers(decision)),
+    }
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds), and `Retry-After` when refused.
+pub fn rate_headers(decision: &Decision, headers: &mut HeaderMap) {
+    let secs = |d: std::time::Duration| d.as_secs_f64().ceil() as u64;
+    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(secs(decision.reset)));
+    if !decision.allowed {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(secs(decision.retry_after).max(1)),
+        );
+    }
+}
+
+pub async fn usage_report(
+    State(state): State<AppState>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+) -> Result<Json<usage::UsageReport>, ApiError> {
+    let caller = authenticate(
+        &state,
+        key_from(&headers, &query, &ParsedOptions::default()),
+    )
+    .await?;
+    let limits = state.plans.get(&caller.plan);
+    let used = usage::this_month(&state.db, &caller.id)
+        .await
+        .map_err(|e| ApiError::internal("usage lookup", e))?;
+    Ok(Json(usage::report(&caller.id, &caller.plan, limits, used)))
 }
 
 const MAX_DATA_PART: usize = 64 * 1024;
@@ -194,32 +348,19 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     )
 }
 
-/// Finds the key (Authorization: Bearer, then ?api_key=, then the options' api_key) and checks it.
-async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &KeyQuery,
-    options: &ParsedOptions,
-) -> Result<String, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let key = bearer
-        .or(query.api_key.as_deref())
-        .or(options.api_key.as_deref())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                code::MISSING_API_KEY,
-                "an API key is required: send \"api_key\" in the options, ?api_key=, or Authorization: Bearer",
-            )
-        })?;
+/// Checks the presented key: 401 when missing, unknown or revoked.
+async fn authenticate(state: &AppState, key: Option<&str>) -> Result<Caller, ApiError> {
+    let key = key.ok_or_else(|| {
+        ApiError::unauthorized(
+            code::MISSING_API_KEY,
+            "an API key is required: send \"api_key\" in the options, ?api_key=, or Authorization: Bearer",
+        )
+    })?;
     match keys::verify(&state.db, key)
         .await
         .map_err(|e| ApiError::internal("key lookup", e))?
     {
-        Verdict::Valid { id, .. } => Ok(id),
+        Verdict::Valid { id, plan } => Ok(Caller { id, plan }),
         Verdict::Unknown => Err(ApiError::unauthorized(
             code::INVALID_API_KEY,
             "the API key is not valid",
@@ -241,7 +382,7 @@ async fn optimize_and_host(
     let request = options.request.clone();
     let limits = state.limits;
     // Header-only: format, dimensions and frames, for the pixel limit and the memory estimate.
-    let probe = pixpress_core::pipeline::probe::probe(&input, &limits)?;
+    let probe = pixpress_core::pipeline::inspect(&input, &limits)?;
     let cost = predicted_mib(probe.width, probe.height, probe.frames);
     let Some(resize) = options.resize else {
         let output = state

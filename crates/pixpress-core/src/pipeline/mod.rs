@@ -61,6 +61,17 @@ pub fn optimize(input: &[u8], request: &Request, limits: &Limits) -> Result<Outp
     }
 }
 
+/// Reads format, dimensions and frame count from the header and applies the pixel limit,
+/// inside the same panic boundary as the rest of the pipeline. Cheap: no pixel is decoded.
+pub fn inspect(input: &[u8], limits: &Limits) -> Result<probe::Probe, CoreError> {
+    std::panic::catch_unwind(|| probe::probe(input, limits)).unwrap_or_else(|panic| {
+        Err(CoreError::Corrupt(format!(
+            "the header could not be read ({})",
+            panic_message(&panic)
+        )))
+    })
+}
+
 /// Runs the pipeline with one output per resize spec: probe and decode once, then plan,
 /// transform and encode each. The order of outputs is the order of `specs`.
 pub fn optimize_resized(

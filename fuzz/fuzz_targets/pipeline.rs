@@ -1,0 +1,24 @@
+//! Arbitrary bytes through the whole core pipeline (probe, decode, lossless and lossy
+//! re-encode, and a resize): it may refuse, it must not panic, hang or blow past its limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pixpress_core::pipeline::plan::{Gravity, ResizeSpec, Strategy};
+use pixpress_core::pipeline::{optimize, optimize_resized, Request};
+use pixpress_core::Limits;
+
+fuzz_target!(|data: &[u8]| {
+    // Small limits keep each run fast while still exercising the refusal paths.
+    let limits = Limits { max_pixels: 4_000_000, max_alloc_bytes: 256 * 1024 * 1024 };
+    let selector = data.first().copied().unwrap_or(0);
+    let request = Request { lossy: selector & 1 == 1, quality: Some(selector % 101) };
+    if selector & 2 == 0 {
+        let _ = optimize(data, &request, &limits);
+    } else {
+        let spec = ResizeSpec {
+            strategy: Strategy::Fit { width: 17, height: 9, gravity: Gravity::Smart },
+            enlarge: false,
+        };
+        let _ = optimize_resized(data, &request, &[spec], &limits);
+    }
+});
