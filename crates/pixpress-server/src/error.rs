@@ -40,7 +40,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<serde_json::Value>,
-    pub headers: HeaderMap,
+    /// Extra response headers (rate-limit state); boxed to keep the error small.
+    pub headers: Option<Box<HeaderMap>>,
 }
 
 impl ApiError {
@@ -50,7 +51,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
-            headers: HeaderMap::new(),
+            headers: None,
         }
     }
 
@@ -61,7 +62,7 @@ impl ApiError {
 
     /// Adds the `RateLimit-*` (and, when refused, `Retry-After`) headers of `decision`.
     pub fn with_rate_headers(mut self, decision: &crate::ratelimit::Decision) -> Self {
-        crate::routes::rate_headers(decision, &mut self.headers);
+        crate::routes::rate_headers(decision, self.headers.get_or_insert_with(Default::default));
         self
     }
 
@@ -115,7 +116,9 @@ impl IntoResponse for ApiError {
             error["details"] = details;
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
-        response.headers_mut().extend(self.headers);
+        if let Some(headers) = self.headers {
+            response.headers_mut().extend(*headers);
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -20,6 +20,9 @@ type KeyLimiter = Governor<
     StateInformationMiddleware,
 >;
 
+/// Each key's limiter, with the rate it was built for (a plan change rebuilds it).
+type KeyLimiters = Mutex<HashMap<String, (u32, Arc<KeyLimiter>)>>;
+
 /// The outcome of one check, with what the `RateLimit-*` headers need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -34,7 +37,7 @@ pub struct Decision {
 
 #[derive(Clone)]
 pub enum RateLimiter {
-    Memory(Arc<Mutex<HashMap<String, (u32, Arc<KeyLimiter>)>>>),
+    Memory(Arc<KeyLimiters>),
     Redis(redis::aio::ConnectionManager),
 }
 
