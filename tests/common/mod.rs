@@ -120,6 +120,25 @@ impl Server {
         std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"))
     }
 
+    /// Runs `pixpress keys …` against this server's state (its data dir, or `database`).
+    pub fn keys_with(&self, args: &[&str], database: Option<&str>) -> String {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("keys")
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir.path());
+        if let Some(url) = database {
+            cmd.args(["--database", url]);
+        }
+        let out = cmd.output().expect("run keys");
+        assert!(
+            out.status.success(),
+            "keys {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
