@@ -13,7 +13,9 @@ Image.open("../shared/corpus/photo_wood.jpg").resize((4000, 3000), Image.LANCZOS
 PY
 cargo build --release --quiet
 data=$(mktemp -d)
-./target/release/pixpress serve --listen 127.0.0.1:0 --data-dir "$data" "$@" > "$out/serve.log" 2>&1 &
+# The benchmark measures memory, not plans: lift the free plan's rate limit and quota.
+printf '[plans.free]\nrequests_per_second = 100000\nbytes_per_month = 1000000000000000\n' > "$out/unlimited.toml"
+./target/release/pixpress serve --listen 127.0.0.1:0 --data-dir "$data" --config "$out/unlimited.toml" "$@" > "$out/serve.log" 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 50); do grep -q "listening on" "$out/serve.log" && break; sleep 0.2; done
@@ -23,11 +25,11 @@ run_round() {
   local data_json=$1
   local start=$(date +%s.%N)
   for i in $(seq 8); do
-    curl -s -o "$out/r$i.json" -w '%{http_code}\n' -F "image=@$out/12mp.jpg" -F "data=$data_json" "$base/v1/upload" > "$out/s$i" &
+    curl -s -o "$out/r$i.json" -w '%{http_code}\n' -F "image=@$out/12mp.jpg" -F "data=$data_json" "$base/v1/upload" > "$out/status-$i" &
   done
   wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
   local end=$(date +%s.%N)
-  echo "statuses: $(cat "$out"/s* | sort | uniq -c | tr '\n' ' ')  wall: $(echo "$end - $start" | bc) s"
+  echo "statuses: $(cat "$out"/status-* | sort | uniq -c | tr '\n' ' ')  wall: $(echo "$end - $start" | bc) s"
 }
 echo "input: $(stat -c %s "$out/12mp.jpg") bytes, 4000x3000"
 echo "round 1: 8 concurrent lossy uploads"

@@ -180,20 +180,11 @@ fn unknown_field_warnings(object: &Map<String, Value>) -> Vec<Warning> {
 
 /// "\"high\" of type string", "1.5 of type number", … for error messages.
 pub fn describe(value: &Value) -> String {
-    let kind = match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    let mut shown = value.to_string();
-    if shown.len() > 60 {
-        shown.truncate(57);
-        shown.push_str("...");
-    }
-    format!("{shown} of type {kind}")
+    format!(
+        "{} of type {}",
+        resize_json::describe(value),
+        resize_json::type_name(value)
+    )
 }
 
 fn optional_string(object: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {

@@ -412,7 +412,7 @@ fn type_error(path: &str, kind: &str, value: &Value) -> FieldError {
 }
 
 /// The received value as JSON, shortened so a huge payload can't bloat errors.
-fn describe(value: &Value) -> String {
+pub(crate) fn describe(value: &Value) -> String {
     const LIMIT: usize = 60;
     let text = value.to_string();
     if text.chars().count() <= LIMIT {
@@ -422,7 +422,7 @@ fn describe(value: &Value) -> String {
     format!("{cut}…")
 }
 
-fn type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -56,7 +56,7 @@ pub fn optimize(input: &[u8], request: &Request, limits: &Limits) -> Result<Outp
         Ok(result) => result,
         Err(panic) => Err(CoreError::Corrupt(format!(
             "the decoder gave up on this image ({})",
-            panic_message(&panic)
+            encode::panic_text(panic)
         ))),
     }
 }
@@ -67,7 +67,7 @@ pub fn inspect(input: &[u8], limits: &Limits) -> Result<probe::Probe, CoreError>
     std::panic::catch_unwind(|| probe::probe(input, limits)).unwrap_or_else(|panic| {
         Err(CoreError::Corrupt(format!(
             "the header could not be read ({})",
-            panic_message(&panic)
+            encode::panic_text(panic)
         )))
     })
 }
@@ -87,7 +87,7 @@ pub fn optimize_resized(
         Ok(result) => result,
         Err(panic) => Err(CoreError::Corrupt(format!(
             "the decoder gave up on this image ({})",
-            panic_message(&panic)
+            encode::panic_text(panic)
         ))),
     }
 }
@@ -134,15 +134,5 @@ fn choose_output(input: &[u8], probe: &probe::Probe, encoded: recompress::Encode
         quality: encoded.quality,
         warnings,
         original_returned: false,
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else {
-        "internal decoder failure".to_string()
     }
 }
