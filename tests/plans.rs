@@ -101,6 +101,7 @@ async fn burst_then_refuse(backend: Backend) {
     let file = corpus("edge/gray.jpg");
     let mut statuses = Vec::new();
     let mut retry_after = 0u64;
+    let started = std::time::Instant::now();
     for _ in 0..5 {
         let r = upload_with_key(&server, &server.key, &file).await;
         for h in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
@@ -118,11 +119,22 @@ async fn burst_then_refuse(backend: Backend) {
             assert_eq!(body["error"]["code"], "rate_limited");
         }
     }
-    assert_eq!(
-        statuses,
-        [200, 429, 429, 429, 429],
-        "{backend:?}: the free plan's burst is one request"
+    // The burst is one request; a loop slower than a second (a loaded machine) earns refills.
+    let refills = started.elapsed().as_secs() as usize;
+    let passed = statuses.iter().filter(|&&s| s == 200).count();
+    assert_eq!(statuses[0], 200);
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 429),
+        "{statuses:?}"
     );
+    assert!(
+        passed <= 1 + refills,
+        "{backend:?}: the free plan's burst is one request: {statuses:?} in {:?}",
+        started.elapsed()
+    );
+    if refills == 0 {
+        assert_eq!(statuses, [200, 429, 429, 429, 429], "{backend:?}");
+    }
     assert!((1..=2).contains(&retry_after), "retry-after {retry_after}");
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     let r = upload_with_key(&server, &server.key, &file).await;
@@ -276,16 +288,20 @@ async fn two_instances_sharing_redis_enforce_one_limit() {
         .to_string();
     let file = corpus("edge/gray.jpg");
     let mut allowed = 0;
+    let started = std::time::Instant::now();
     for i in 0..10 {
         let server = if i % 2 == 0 { &a } else { &b };
         if upload_with_key(server, &key, &file).await.status() == 200 {
             allowed += 1;
         }
     }
-    // Burst of one second's worth (4) across both instances, plus at most one refill during the loop.
+    // One shared bucket: the burst of one second's worth (4), plus what refilled (4/s) while the
+    // loop ran. Two separate limits would let 8 through a fast loop.
+    let refilled = (started.elapsed().as_secs_f64() * 4.0).floor() as u64;
     assert!(
-        (4..=5).contains(&allowed),
-        "combined limit broken: {allowed} of 10 allowed"
+        allowed >= 4 && allowed <= 4 + refilled + 1,
+        "combined limit broken: {allowed} of 10 allowed in {:?}",
+        started.elapsed()
     );
     let u = usage(&b, &key).await;
     assert_eq!(u["requests"].as_u64(), Some(allowed));
