@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pixpress_core::pipeline::plan::{Gravity, ResizeSpec, Strategy};
-use pixpress_core::pipeline::{optimize, optimize_resized, Request};
+use pixpress_core::pipeline::{inspect, optimize, optimize_resized, Request};
 use pixpress_core::Limits;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,13 +12,16 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits { max_pixels: 4_000_000, max_alloc_bytes: 256 * 1024 * 1024 };
     let selector = data.first().copied().unwrap_or(0);
     let request = Request { lossy: selector & 1 == 1, quality: Some(selector % 101) };
+    let Ok(probe) = inspect(data, &limits) else {
+        return;
+    };
     if selector & 2 == 0 {
-        let _ = optimize(data, &request, &limits);
+        let _ = optimize(data, &probe, &request, &limits);
     } else {
         let spec = ResizeSpec {
             strategy: Strategy::Fit { width: 17, height: 9, gravity: Gravity::Smart },
             enlarge: false,
         };
-        let _ = optimize_resized(data, &request, &[spec], &limits);
+        let _ = optimize_resized(data, &probe, &request, &[spec], &limits);
     }
 });

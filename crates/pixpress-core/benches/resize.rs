@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use image::DynamicImage;
 use pixpress_core::pipeline::plan::{plan, ResizeSpec, Strategy};
-use pixpress_core::pipeline::{optimize_resized, transform, Request};
+use pixpress_core::pipeline::{inspect, optimize_resized, transform, Request};
 use pixpress_core::Limits;
 
 fn corpus(name: &str) -> Vec<u8> {
@@ -51,8 +51,10 @@ fn resize_benches(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("8.3MP JPEG decode+resize 800 wide+mozjpeg q80", |b| {
         b.iter(|| {
+            let probe = inspect(&elephants, &Limits::default()).expect("probe");
             optimize_resized(
                 &elephants,
+                &probe,
                 &request,
                 std::slice::from_ref(&spec),
                 &Limits::default(),

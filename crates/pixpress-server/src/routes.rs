@@ -384,10 +384,11 @@ async fn optimize_and_host(
     // Header-only: format, dimensions and frames, for the pixel limit and the memory estimate.
     let probe = pixpress_core::pipeline::inspect(&input, &limits)?;
     let cost = predicted_mib(probe.width, probe.height, probe.frames);
+    let (original_width, original_height) = probe.oriented_dimensions();
     let Some(resize) = options.resize else {
         let output = state
             .run_image_work(cost, move || {
-                pixpress_core::optimize(&input, &request, &limits)
+                pixpress_core::optimize(&input, &probe, &request, &limits)
             })
             .await??;
         return Ok(Answer::One(
@@ -397,12 +398,9 @@ async fn optimize_and_host(
     let specs = resize.specs();
     let outputs = state
         .run_image_work(cost, move || {
-            pixpress_core::pipeline::optimize_resized(&input, &request, &specs, &limits)
+            pixpress_core::pipeline::optimize_resized(&input, &probe, &request, &specs, &limits)
         })
         .await??;
-    let (original_width, original_height) = outputs
-        .first()
-        .map_or((0, 0), |o| (o.original_width, o.original_height));
     if !resize.is_array {
         let mut warnings = options.warnings;
         warnings.extend(resize.entries.into_iter().flat_map(|e| e.warnings));

@@ -49,53 +49,54 @@ pub struct Output {
     pub original_returned: bool,
 }
 
-/// Runs the whole pipeline on one input. Codec panics become [`CoreError::Corrupt`] for this
-/// input only: a bug in a decoder must not take the server down.
-pub fn optimize(input: &[u8], request: &Request, limits: &Limits) -> Result<Output, CoreError> {
-    match std::panic::catch_unwind(|| optimize_inner(input, request, limits)) {
-        Ok(result) => result,
-        Err(panic) => Err(CoreError::Corrupt(format!(
-            "the decoder gave up on this image ({})",
-            encode::panic_text(panic)
-        ))),
-    }
-}
-
-/// Reads format, dimensions and frame count from the header and applies the pixel limit,
-/// inside the same panic boundary as the rest of the pipeline. Cheap: no pixel is decoded.
+/// Reads format, dimensions and frame count from the header and applies the pixel limit.
+/// Cheap: no pixel is decoded. The probe it returns is what the two `optimize` calls take, so
+/// a caller that needs the header first (admission by predicted memory) reads it only once.
 pub fn inspect(input: &[u8], limits: &Limits) -> Result<probe::Probe, CoreError> {
-    std::panic::catch_unwind(|| probe::probe(input, limits)).unwrap_or_else(|panic| {
-        Err(CoreError::Corrupt(format!(
-            "the header could not be read ({})",
-            encode::panic_text(panic)
-        )))
+    guarded("the header could not be read", || {
+        probe::probe(input, limits)
     })
 }
 
-/// Runs the pipeline with one output per resize spec: probe and decode once, then plan,
-/// transform and encode each. The order of outputs is the order of `specs`.
+/// Runs the pipeline on one input described by `probe` (from [`inspect`]).
+pub fn optimize(
+    input: &[u8],
+    probe: &probe::Probe,
+    request: &Request,
+    limits: &Limits,
+) -> Result<Output, CoreError> {
+    guarded("the decoder gave up on this image", || {
+        let encoded = recompress::recompress(input, probe, request, limits)?;
+        Ok(choose_output(input, probe, encoded))
+    })
+}
+
+/// Runs the pipeline with one output per resize spec: decode once, then plan, transform and
+/// encode each. The order of outputs is the order of `specs`.
 pub fn optimize_resized(
     input: &[u8],
+    probe: &probe::Probe,
     request: &Request,
     specs: &[plan::ResizeSpec],
     limits: &Limits,
 ) -> Result<Vec<Output>, CoreError> {
-    match std::panic::catch_unwind(|| {
-        let probe = probe::probe(input, limits)?;
-        resized::run(input, &probe, request, specs, limits)
-    }) {
-        Ok(result) => result,
-        Err(panic) => Err(CoreError::Corrupt(format!(
-            "the decoder gave up on this image ({})",
-            encode::panic_text(panic)
-        ))),
-    }
+    guarded("the decoder gave up on this image", || {
+        resized::run(input, probe, request, specs, limits)
+    })
 }
 
-fn optimize_inner(input: &[u8], request: &Request, limits: &Limits) -> Result<Output, CoreError> {
-    let probe = probe::probe(input, limits)?;
-    let encoded = recompress::recompress(input, &probe, request, limits)?;
-    Ok(choose_output(input, &probe, encoded))
+/// The panic boundary: a codec panic (or a libjpeg fatal error, which unwinds) becomes
+/// [`CoreError::Corrupt`] for this input only; a bug in a decoder must not take the server down.
+fn guarded<T>(
+    what: &str,
+    work: impl FnOnce() -> Result<T, CoreError> + std::panic::UnwindSafe,
+) -> Result<T, CoreError> {
+    std::panic::catch_unwind(work).unwrap_or_else(|panic| {
+        Err(CoreError::Corrupt(format!(
+            "{what} ({})",
+            encode::panic_text(panic)
+        )))
+    })
 }
 
 /// Keeps the re-encoded result only when it is smaller than the input (SPEC §5).
