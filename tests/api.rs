@@ -150,7 +150,9 @@ async fn url_fetch_lossy_jpeg_at_quality() {
         .unwrap();
     let (status, body) = json_of(r).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["quality"], 80, "default lossy quality");
+    // Without quality the perceptual search picks one and reports its score.
+    assert!(body["quality"].is_u64(), "{body}");
+    assert!(body["ssimulacra2"].as_f64().unwrap() >= 80.0, "{body}");
 }
 
 #[tokio::test]

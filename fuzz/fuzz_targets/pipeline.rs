@@ -4,14 +4,27 @@
 
 use libfuzzer_sys::fuzz_target;
 use pixpress_core::pipeline::plan::{Gravity, ResizeSpec, Strategy};
-use pixpress_core::pipeline::{inspect, optimize, optimize_resized, Request};
+use pixpress_core::pipeline::{inspect, optimize, optimize_resized, OutputFormat, Request};
 use pixpress_core::Limits;
 
 fuzz_target!(|data: &[u8]| {
     // Small limits keep each run fast while still exercising the refusal paths.
     let limits = Limits { max_pixels: 4_000_000, max_alloc_bytes: 256 * 1024 * 1024 };
     let selector = data.first().copied().unwrap_or(0);
-    let request = Request { lossy: selector & 1 == 1, quality: Some(selector % 101) };
+    let format = match (selector >> 2) % 6 {
+        0 => OutputFormat::Jpeg,
+        1 => OutputFormat::Png,
+        2 => OutputFormat::Webp,
+        3 => OutputFormat::Gif,
+        4 => OutputFormat::Auto,
+        _ => OutputFormat::Same,
+    };
+    let request = Request {
+        lossy: selector & 1 == 1,
+        quality: (selector & 0x80 != 0).then_some(selector % 101),
+        format,
+        ..Request::default()
+    };
     let Ok(probe) = inspect(data, &limits) else {
         return;
     };

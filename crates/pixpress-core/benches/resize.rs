@@ -47,6 +47,7 @@ fn resize_benches(c: &mut Criterion) {
     let request = Request {
         lossy: true,
         quality: Some(80),
+        ..Request::default()
     };
     group.sample_size(10);
     group.bench_function("8.3MP JPEG decode+resize 800 wide+mozjpeg q80", |b| {

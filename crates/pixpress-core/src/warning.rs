@@ -13,6 +13,10 @@ pub const NOT_ENLARGED: &str = "not_enlarged";
 pub const CROP_WINDOW_CLAMPED: &str = "crop_window_clamped";
 pub const UNKNOWN_CROP_MODE: &str = "unknown_crop_mode";
 pub const IGNORED_FIELD: &str = "ignored_field";
+pub const ALPHA_FLATTENED: &str = "alpha_flattened";
+pub const QUALITY_TARGET_NOT_REACHED: &str = "quality_target_not_reached";
+pub const PALETTE_BELOW_TARGET: &str = "palette_below_target";
+pub const METADATA_NOT_KEPT: &str = "metadata_not_kept";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Warning {

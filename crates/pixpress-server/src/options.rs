@@ -4,7 +4,9 @@
 //! error but are named in `warnings`; options whose feature is not built yet are a clear 400
 //! rather than being silently ignored.
 
+use pixpress_core::pipeline::color::parse_color;
 use pixpress_core::pipeline::plan::ResizeSpec;
+use pixpress_core::pipeline::{Metadata, OutputFormat};
 use pixpress_core::warning::{self, Warning};
 use pixpress_core::Request;
 use serde_json::{Map, Value};
@@ -48,13 +50,20 @@ impl ResizeRequest {
     }
 }
 
-const KNOWN_FIELDS: [&str; 5] = ["api_key", "url", "lossy", "quality", "resize"];
+const KNOWN_FIELDS: [&str; 9] = [
+    "api_key",
+    "url",
+    "lossy",
+    "quality",
+    "resize",
+    "format",
+    "metadata",
+    "quality_target",
+    "background",
+];
 
 /// Options from the SPEC whose features land in later work: present → 400 `not_supported_yet`.
-const NOT_YET: [(&str, &str); 10] = [
-    ("format", "format conversion"),
-    ("metadata", "choosing which metadata to keep"),
-    ("quality_target", "a perceptual quality target"),
+const NOT_YET: [(&str, &str); 7] = [
     ("s3_store", "export to S3"),
     ("azure_store", "export to Azure Blob Storage"),
     ("gcs_store", "export to Google Cloud Storage"),
@@ -90,6 +99,10 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, ApiErro
         request: Request {
             lossy: optional_bool(object, "lossy")?.unwrap_or(false),
             quality: optional_quality(object)?,
+            quality_target: optional_quality_target(object)?,
+            format: optional_format(object)?,
+            metadata: optional_metadata(object)?,
+            background: optional_background(object)?,
         },
         resize: parse_resize(object)?,
         warnings: unknown_field_warnings(object),
@@ -110,6 +123,17 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, ApiErro
             ))
         }
         _ => {}
+    }
+    if options.request.quality_target.is_some() && !options.request.lossy {
+        options.warnings.push(Warning::new(
+            "quality_target_ignored",
+            "quality_target only applies with \"lossy\": true; the image was compressed losslessly",
+        ));
+    } else if options.request.quality_target.is_some() && options.request.quality.is_some() {
+        options.warnings.push(Warning::new(
+            "quality_target_ignored",
+            "quality was given, so no quality search ran and quality_target was not used",
+        ));
     }
     if options.request.quality.is_some() && !options.request.lossy {
         options.warnings.push(Warning::new(
@@ -233,6 +257,129 @@ fn optional_quality(object: &Map<String, Value>) -> Result<Option<u8>, ApiError>
             ),
         )),
     }
+}
+
+fn optional_quality_target(object: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
+    let value = match object.get("quality_target") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    match value.as_f64() {
+        Some(t) if (0.0..=100.0).contains(&t) => Ok(Some(t)),
+        _ => Err(ApiError::field(
+            code::INVALID_FIELD,
+            "quality_target",
+            format!(
+                "Expected a SSIMULACRA2 score from 0 to 100 for quality_target (90: visually \
+                 lossless, 80: high, 70: good, 50: medium) but received {}",
+                describe(value)
+            ),
+        )),
+    }
+}
+
+const FORMATS: &str = "jpeg, png, webp, gif or auto";
+
+fn optional_format(object: &Map<String, Value>) -> Result<OutputFormat, ApiError> {
+    let value = match object.get("format") {
+        None | Some(Value::Null) => return Ok(OutputFormat::Same),
+        Some(v) => v,
+    };
+    let invalid = || {
+        ApiError::field(
+            code::INVALID_FIELD,
+            "format",
+            format!(
+                "Expected one of {FORMATS} for format but received {}",
+                describe(value)
+            ),
+        )
+    };
+    let name = value.as_str().ok_or_else(invalid)?;
+    match name.to_ascii_lowercase().as_str() {
+        "jpeg" | "jpg" => Ok(OutputFormat::Jpeg),
+        "png" => Ok(OutputFormat::Png),
+        "webp" => Ok(OutputFormat::Webp),
+        "gif" => Ok(OutputFormat::Gif),
+        "auto" => Ok(OutputFormat::Auto),
+        "avif" => Err(ApiError::field(
+            code::NOT_SUPPORTED_YET,
+            "format",
+            format!(
+                "format: AVIF output is not supported yet by this server (no AVIF decoder is \
+                 built in to score it); choose {FORMATS}"
+            ),
+        )),
+        _ => Err(invalid()),
+    }
+}
+
+const METADATA_FORMS: &str = "\"strip\", \"keep\", or a list of \"exif\", \"icc\", \"xmp\"";
+
+fn optional_metadata(object: &Map<String, Value>) -> Result<Metadata, ApiError> {
+    let value = match object.get("metadata") {
+        None | Some(Value::Null) => return Ok(Metadata::default()),
+        Some(v) => v,
+    };
+    let invalid = |what: String| ApiError::field(code::INVALID_FIELD, "metadata", what);
+    match value {
+        Value::String(s) if s == "strip" => Ok(Metadata::default()),
+        Value::String(s) if s == "keep" => Ok(Metadata {
+            exif: true,
+            icc: true,
+            xmp: true,
+        }),
+        Value::Array(items) => {
+            let mut kept = Metadata::default();
+            for item in items {
+                match item.as_str() {
+                    Some("exif") => kept.exif = true,
+                    Some("icc") => kept.icc = true,
+                    Some("xmp") => kept.xmp = true,
+                    Some(part @ ("copyright" | "geotag")) => {
+                        return Err(ApiError::field(
+                            code::NOT_SUPPORTED_YET,
+                            "metadata",
+                            format!(
+                                "metadata: keeping only the {part} part of EXIF is not supported \
+                                 yet; keep \"exif\" whole or leave it out"
+                            ),
+                        ))
+                    }
+                    _ => {
+                        return Err(invalid(format!(
+                            "Expected {METADATA_FORMS} for metadata but the list holds {}",
+                            describe(item)
+                        )))
+                    }
+                }
+            }
+            Ok(kept)
+        }
+        other => Err(invalid(format!(
+            "Expected {METADATA_FORMS} for metadata but received {}",
+            describe(other)
+        ))),
+    }
+}
+
+fn optional_background(object: &Map<String, Value>) -> Result<Option<[u8; 4]>, ApiError> {
+    let Some(text) = optional_string(object, "background")? else {
+        return Ok(None);
+    };
+    let colour = parse_color(&text)
+        .map_err(|e| ApiError::field(code::INVALID_FIELD, "background", e.to_string()))?;
+    if colour.a < 255 {
+        return Err(ApiError::field(
+            code::INVALID_FIELD,
+            "background",
+            format!(
+                "background is what transparent pixels are flattened on, so it must be opaque; \
+                 {text:?} is not"
+            ),
+        ));
+    }
+    Ok(Some(colour.to_array()))
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub struct OptimizeResponse {
     pub format: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssimulacra2: Option<f64>,
     pub expires_at: String,
     pub warnings: Vec<Warning>,
     pub stored: Vec<Value>,
@@ -372,6 +374,14 @@ async fn authenticate(state: &AppState, key: Option<&str>) -> Result<Caller, Api
     }
 }
 
+/// The perceptual search's own working memory, charged on top of the decode estimate.
+fn scoring_mib(request: &pixpress_core::Request, width: u32, height: u32) -> u64 {
+    if !request.lossy {
+        return 0;
+    }
+    pixpress_core::pipeline::quality::scoring_memory_bytes(width, height).div_ceil(1024 * 1024)
+}
+
 async fn optimize_and_host(
     state: &AppState,
     key_id: &str,
@@ -383,7 +393,8 @@ async fn optimize_and_host(
     let limits = state.limits;
     // Header-only: format, dimensions and frames, for the pixel limit and the memory estimate.
     let probe = pixpress_core::pipeline::inspect(&input, &limits)?;
-    let cost = predicted_mib(probe.width, probe.height, probe.frames);
+    let cost = predicted_mib(probe.width, probe.height, probe.frames)
+        + scoring_mib(&request, probe.width, probe.height);
     let (original_width, original_height) = probe.oriented_dimensions();
     let Some(resize) = options.resize else {
         let output = state
@@ -491,6 +502,7 @@ fn build_response(
         url,
         format: output.format.name(),
         quality: output.quality,
+        ssimulacra2: output.ssimulacra2,
         expires_at: rfc3339(expires_at_ms),
         warnings,
         stored: Vec::new(),

@@ -1,27 +1,25 @@
-//! Step 2 (no resize, no conversion): make the same image smaller in its own format.
-//!
-//! Lossless never changes a pixel: JPEG is re-coded from its DCT coefficients, PNG goes through
-//! oxipng, GIF is re-coded from its palette indices, WebP through libwebp's lossless mode (and the
-//! result is decoded and compared before it is accepted). Lossy decodes, applies EXIF orientation
-//! and encodes at the requested quality.
+//! The lossless shortcut (no resize, no conversion, `lossy: false`): make the same image
+//! smaller in its own format without changing a pixel. JPEG is re-coded from its DCT
+//! coefficients, PNG goes through oxipng, GIF is re-coded from its palette indices, a still WebP
+//! through libwebp's lossless mode (decoded and compared before it is accepted). Pixels are not
+//! rotated here, so EXIF orientation and the ICC profile stay with them.
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder};
 
-use super::encode::{gif as gif_codec, jpeg, jpeg_lossless, png, webp};
+use super::encode::{gif as gif_codec, jpeg_lossless, png, webp};
 use super::probe::{self, Probe};
-use super::{Request, DEFAULT_LOSSY_QUALITY};
+use super::{output, Metadata, Output, Request};
 use crate::warning::{self, Warning};
 use crate::{CoreError, ImageFormat, Limits};
 
-/// An encoder's result before the "never larger" decision.
-pub struct Encoded {
-    pub bytes: Vec<u8>,
-    pub format: ImageFormat,
-    pub width: u32,
-    pub height: u32,
-    pub quality: Option<u8>,
-    pub warnings: Vec<Warning>,
+/// Whether this request can be served without decoding to pixels. Animated PNG also comes
+/// here when `lossy` (there is no lossy APNG encoder; decoding would keep one frame of it).
+pub fn applies(probe: &Probe, request: &Request) -> bool {
+    let apng = probe.format == ImageFormat::Png && probe.is_animated();
+    output::resolve(request.format, probe.format) == Some(probe.format)
+        && (!request.lossy || apng)
+        && !(probe.format == ImageFormat::Webp && probe.is_animated())
 }
 
 pub fn recompress(
@@ -29,171 +27,108 @@ pub fn recompress(
     probe: &Probe,
     request: &Request,
     limits: &Limits,
-) -> Result<Encoded, CoreError> {
-    let quality = request.quality.unwrap_or(DEFAULT_LOSSY_QUALITY);
-    match (probe.format, request.lossy) {
-        (ImageFormat::Jpeg, false) => jpeg_lossless_recode(input, probe),
-        (ImageFormat::Jpeg, true) => jpeg_lossy(input, probe, limits, quality),
-        (ImageFormat::Png, false) => png_lossless(input, probe),
-        (ImageFormat::Png, true) => png_lossy(input, probe, limits, quality),
-        (ImageFormat::Gif, lossy) => gif_lossless(input, probe, limits, lossy),
-        (ImageFormat::Webp, lossy) => webp_recode(input, probe, limits, lossy, quality),
+) -> Result<Output, CoreError> {
+    match probe.format {
+        ImageFormat::Jpeg => jpeg_lossless_recode(input, probe, request.metadata),
+        ImageFormat::Png => {
+            let mut output = png_lossless(input, probe, request.metadata)?;
+            if request.lossy {
+                output.warnings.push(Warning::new(
+                    warning::LOSSY_NOT_AVAILABLE,
+                    "lossy compression of animated PNG is not supported; it was recompressed \
+                     losslessly with every frame kept",
+                ));
+            }
+            Ok(output)
+        }
+        ImageFormat::Gif => gif_lossless(input, probe, limits),
+        ImageFormat::Webp => webp_lossless(input, probe, limits),
     }
 }
 
-/// Decodes to pixels with EXIF orientation applied. Returns the image and its ICC profile.
-pub fn decode_oriented(
-    input: &[u8],
-    probe: &Probe,
-    limits: &Limits,
-) -> Result<(DynamicImage, Option<Vec<u8>>), CoreError> {
+/// Pixels and what travels with them, decoded with EXIF orientation applied.
+pub struct Decoded {
+    pub image: DynamicImage,
+    pub icc: Option<Vec<u8>>,
+    /// TIFF payload of the EXIF block.
+    pub exif: Option<Vec<u8>>,
+    pub xmp: Option<Vec<u8>>,
+}
+
+/// Decodes to pixels with EXIF orientation applied.
+pub fn decode_oriented(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Decoded, CoreError> {
     let reader = probe::image_reader(input, probe.format, limits);
     let mut decoder = reader.into_decoder().map_err(probe::map_image_error)?;
     let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten();
+    let xmp = decoder.xmp_metadata().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(probe::map_image_error)?;
     image.apply_orientation(probe.orientation);
-    Ok((image, icc))
+    Ok(Decoded {
+        image,
+        icc,
+        exif,
+        xmp,
+    })
 }
 
-fn orientation_warning(probe: &Probe) -> Option<Warning> {
+pub fn orientation_warning(probe: &Probe) -> Option<Warning> {
     (probe.orientation != Orientation::NoTransforms).then(|| {
         Warning::new(
             warning::EXIF_ORIENTATION_APPLIED,
             format!(
-                "EXIF orientation {} was applied to the pixels and the tag removed",
+                "EXIF orientation {} was applied to the pixels and the tag reset",
                 probe.orientation.to_exif()
             ),
         )
     })
 }
 
-fn same_size(probe: &Probe, bytes: Vec<u8>, warnings: Vec<Warning>) -> Encoded {
+fn same_size(probe: &Probe, bytes: Vec<u8>, warnings: Vec<Warning>) -> Output {
     let (width, height) = probe.oriented_dimensions();
-    Encoded {
+    Output {
         bytes,
         format: probe.format,
+        original_width: width,
+        original_height: height,
         width,
         height,
         quality: None,
+        ssimulacra2: None,
         warnings,
+        original_returned: false,
     }
 }
 
-fn jpeg_lossless_recode(input: &[u8], probe: &Probe) -> Result<Encoded, CoreError> {
+fn jpeg_lossless_recode(input: &[u8], probe: &Probe, keep: Metadata) -> Result<Output, CoreError> {
     let orientation = probe.orientation.to_exif();
-    let bytes = jpeg_lossless::transcode(input, orientation)?;
+    let bytes = jpeg_lossless::transcode(input, orientation, keep)?;
     let mut warnings = Vec::new();
     if orientation != 1 {
         warnings.push(Warning::new(
             warning::EXIF_ORIENTATION_KEPT_AS_TAG,
             format!(
                 "lossless mode keeps the pixels as stored; EXIF orientation {orientation} is kept \
-                 as the only EXIF tag so viewers still show the image upright"
+                 as a tag so viewers still show the image upright"
             ),
         ));
     }
     Ok(same_size(probe, bytes, warnings))
 }
 
-fn jpeg_lossy(
-    input: &[u8],
-    probe: &Probe,
-    limits: &Limits,
-    quality: u8,
-) -> Result<Encoded, CoreError> {
-    let (image, icc) = decode_oriented(input, probe, limits)?;
-    let bytes = jpeg::encode(&image, quality, icc.as_deref())?;
-    Ok(Encoded {
-        width: image.width(),
-        height: image.height(),
-        bytes,
-        format: ImageFormat::Jpeg,
-        quality: Some(quality),
-        warnings: orientation_warning(probe).into_iter().collect(),
-    })
-}
-
-fn png_lossless(input: &[u8], probe: &Probe) -> Result<Encoded, CoreError> {
-    let bytes = png::optimize_lossless(input)?;
+fn png_lossless(input: &[u8], probe: &Probe, keep: Metadata) -> Result<Output, CoreError> {
+    let bytes = png::optimize_lossless_keeping(input, keep.exif || keep.xmp)?;
     Ok(same_size(probe, bytes, Vec::new()))
 }
 
-fn png_lossy(
-    input: &[u8],
-    probe: &Probe,
-    limits: &Limits,
-    quality: u8,
-) -> Result<Encoded, CoreError> {
-    if probe.is_animated() {
-        let mut encoded = png_lossless(input, probe)?;
-        encoded.warnings.push(Warning::new(
-            warning::LOSSY_NOT_AVAILABLE,
-            "lossy compression of animated PNG is not supported yet; it was recompressed losslessly",
-        ));
-        return Ok(encoded);
-    }
-    let (image, _icc) = decode_oriented(input, probe, limits)?;
-    let rgba = image.to_rgba8();
-    match png::quantize(&rgba, quality)? {
-        Some(bytes) => Ok(Encoded {
-            width: rgba.width(),
-            height: rgba.height(),
-            bytes,
-            format: ImageFormat::Png,
-            quality: Some(quality),
-            warnings: Vec::new(),
-        }),
-        // The palette could not reach the quality: fall back to lossless (SPEC §5).
-        None => png_lossless(input, probe),
-    }
-}
-
-fn gif_lossless(
-    input: &[u8],
-    probe: &Probe,
-    limits: &Limits,
-    lossy: bool,
-) -> Result<Encoded, CoreError> {
+fn gif_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Output, CoreError> {
     let bytes = gif_codec::transcode_lossless(input, limits)?;
-    let mut warnings = Vec::new();
-    if lossy {
-        warnings.push(Warning::new(
-            warning::LOSSY_NOT_AVAILABLE,
-            "lossy GIF palette reduction is not supported yet; the GIF was recompressed losslessly",
-        ));
-    }
-    Ok(same_size(probe, bytes, warnings))
+    Ok(same_size(probe, bytes, Vec::new()))
 }
 
-fn webp_recode(
-    input: &[u8],
-    probe: &Probe,
-    limits: &Limits,
-    lossy: bool,
-    quality: u8,
-) -> Result<Encoded, CoreError> {
-    if probe.is_animated() {
-        // Handing back the input keeps every frame and its timing exactly.
-        let warning = Warning::new(
-            warning::LOSSY_NOT_AVAILABLE,
-            "re-encoding animated WebP is not supported yet; the original is returned unchanged",
-        );
-        return Ok(same_size(probe, input.to_vec(), vec![warning]));
-    }
-    let (image, _icc) = decode_oriented(input, probe, limits)?;
-    let quality_used = lossy.then_some(quality);
-    let bytes = if lossy {
-        webp::encode_lossy(&image, quality)?
-    } else {
-        // A failed round trip hands back the input, which the caller then returns unchanged.
-        webp::encode_lossless_verified(&image)?.unwrap_or_else(|| input.to_vec())
-    };
-    Ok(Encoded {
-        width: image.width(),
-        height: image.height(),
-        bytes,
-        format: ImageFormat::Webp,
-        quality: quality_used,
-        warnings: Vec::new(),
-    })
+fn webp_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Output, CoreError> {
+    let decoded = decode_oriented(input, probe, limits)?;
+    // A failed round trip hands back the input, which the caller then returns unchanged.
+    let bytes = webp::encode_lossless_verified(&decoded.image)?.unwrap_or_else(|| input.to_vec());
+    Ok(same_size(probe, bytes, Vec::new()))
 }

@@ -1,12 +1,16 @@
-//! Lossy JPEG with mozjpeg: trellis quantisation, progressive scans, optimised Huffman tables.
-//! Greyscale stays single-channel; an ICC profile is carried over so colours keep their meaning.
+//! Lossy JPEG with mozjpeg: trellis quantisation, progressive scans, optimised Huffman tables,
+//! 4:2:0 chroma. Greyscale stays single-channel. Metadata the policy kept (ICC, EXIF, XMP) is
+//! written as the usual APP2/APP1 markers.
 
 use image::DynamicImage;
 
 use super::panic_text;
+use crate::pipeline::output::Carried;
 use crate::CoreError;
 
-pub fn encode(image: &DynamicImage, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, CoreError> {
+const XMP_SIGNATURE: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+
+pub fn encode(image: &DynamicImage, quality: u8, carried: &Carried) -> Result<Vec<u8>, CoreError> {
     let (pixels, color_space) = if is_grey(image) {
         (
             image.to_luma8().into_raw(),
@@ -16,6 +20,11 @@ pub fn encode(image: &DynamicImage, quality: u8, icc: Option<&[u8]>) -> Result<V
         (image.to_rgb8().into_raw(), mozjpeg::ColorSpace::JCS_RGB)
     };
     let (width, height) = (image.width() as usize, image.height() as usize);
+    let exif = carried
+        .exif
+        .as_ref()
+        .map(|tiff| [b"Exif\0\0".as_slice(), tiff].concat());
+    let xmp = carried.xmp.as_ref().map(|x| [XMP_SIGNATURE, x].concat());
     // mozjpeg reports fatal errors by unwinding; keep them inside this call.
     std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
         let mut comp = mozjpeg::Compress::new(color_space);
@@ -24,7 +33,13 @@ pub fn encode(image: &DynamicImage, quality: u8, icc: Option<&[u8]>) -> Result<V
         comp.set_progressive_mode();
         comp.set_optimize_coding(true);
         let mut started = comp.start_compress(Vec::new())?;
-        if let Some(profile) = icc {
+        if let Some(exif) = &exif {
+            started.write_marker(mozjpeg::Marker::APP(1), exif);
+        }
+        if let Some(xmp) = &xmp {
+            started.write_marker(mozjpeg::Marker::APP(1), xmp);
+        }
+        if let Some(profile) = &carried.icc {
             started.write_icc_profile(profile);
         }
         started.write_scanlines(&pixels)?;

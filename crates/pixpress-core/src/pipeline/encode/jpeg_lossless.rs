@@ -1,8 +1,9 @@
 //! Lossless JPEG re-coding, as `jpegtran -optimize -progressive -copy none` does it: the DCT
 //! coefficients are read and written back with optimised Huffman tables and a progressive scan
 //! script, so no pixel can change. Metadata is dropped except the ICC profile (dropping it would
-//! change colours) and, when the image is not upright, a minimal EXIF block carrying only the
-//! orientation (dropping it would turn the picture on its side).
+//! change colours), what the caller keeps (EXIF, XMP) and, when the image is not upright and
+//! EXIF is not kept, a minimal EXIF block carrying only the orientation (dropping it would turn
+//! the picture on its side).
 //!
 //! libjpeg reports fatal errors through `error_exit`; ours unwinds (mozjpeg-sys is built with
 //! "C-unwind" ABI for that), the unwind is caught here and becomes `CoreError::Corrupt`, and the
@@ -21,24 +22,27 @@ use mozjpeg_sys::{
 };
 
 use super::panic_text;
+use crate::pipeline::Metadata;
 use crate::CoreError;
 
 const APP1: c_int = 0xE1;
 const APP2: c_int = 0xE2;
 const ICC_SIGNATURE: &[u8] = b"ICC_PROFILE\0";
+const EXIF_SIGNATURE: &[u8] = b"Exif\0\0";
+const XMP_SIGNATURE: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 
 /// Re-codes `input` losslessly. `orientation` is the EXIF orientation value (1 = upright).
-pub fn transcode(input: &[u8], orientation: u8) -> Result<Vec<u8>, CoreError> {
+pub fn transcode(input: &[u8], orientation: u8, keep: Metadata) -> Result<Vec<u8>, CoreError> {
     if input.len() > c_ulong::MAX as usize {
         return Err(CoreError::Corrupt("input too large for libjpeg".into()));
     }
     // SAFETY: every libjpeg object is created, used and destroyed inside this call; fatal
     // errors unwind out of the C code and are caught right here.
-    std::panic::catch_unwind(|| unsafe { transcode_unwinding(input, orientation) })
+    std::panic::catch_unwind(|| unsafe { transcode_unwinding(input, orientation, keep) })
         .map_err(|panic| CoreError::Corrupt(panic_text(panic)))
 }
 
-unsafe fn transcode_unwinding(input: &[u8], orientation: u8) -> Vec<u8> {
+unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Metadata) -> Vec<u8> {
     let mut derr = new_error_mgr();
     let mut dinfo: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
     dinfo.common.err = &mut *derr;
@@ -47,6 +51,7 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8) -> Vec<u8> {
     let d = &mut *dguard.0;
 
     jpeg_mem_src(d, input.as_ptr(), input.len() as c_ulong);
+    jpeg_save_markers(d, APP1, 0xFFFF);
     jpeg_save_markers(d, APP2, 0xFFFF);
     jpeg_read_header(d, 1 as boolean);
     let coefficients = jpeg_read_coefficients(d);
@@ -67,11 +72,12 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8) -> Vec<u8> {
     jpeg_simple_progression(c);
     jpeg_write_coefficients(c, coefficients);
 
-    if orientation != 1 {
+    let exif_kept = keep.exif && has_marker(d, APP1, EXIF_SIGNATURE);
+    if orientation != 1 && !exif_kept {
         let exif = orientation_only_exif(orientation);
         jpeg_write_marker(c, APP1, exif.as_ptr(), exif.len() as c_uint);
     }
-    copy_icc_markers(d, c);
+    copy_markers(d, c, keep);
 
     jpeg_finish_compress(c);
     jpeg_finish_decompress(d);
@@ -85,15 +91,32 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8) -> Vec<u8> {
     out
 }
 
-unsafe fn copy_icc_markers(d: &jpeg_decompress_struct, c: &mut jpeg_compress_struct) {
+/// Copies the ICC profile always, EXIF and XMP when kept, in their original order.
+unsafe fn copy_markers(d: &jpeg_decompress_struct, c: &mut jpeg_compress_struct, keep: Metadata) {
     let mut marker = d.marker_list;
     while let Some(m) = marker.as_ref() {
         let data = std::slice::from_raw_parts(m.data, m.data_length as usize);
-        if c_int::from(m.marker) == APP2 && data.starts_with(ICC_SIGNATURE) {
-            jpeg_write_marker(c, APP2, m.data, m.data_length);
+        let id = c_int::from(m.marker);
+        let wanted = (id == APP2 && data.starts_with(ICC_SIGNATURE))
+            || (id == APP1 && keep.exif && data.starts_with(EXIF_SIGNATURE))
+            || (id == APP1 && keep.xmp && data.starts_with(XMP_SIGNATURE));
+        if wanted {
+            jpeg_write_marker(c, id, m.data, m.data_length);
         }
         marker = m.next;
     }
+}
+
+unsafe fn has_marker(d: &jpeg_decompress_struct, id: c_int, signature: &[u8]) -> bool {
+    let mut marker = d.marker_list;
+    while let Some(m) = marker.as_ref() {
+        let data = std::slice::from_raw_parts(m.data, m.data_length as usize);
+        if c_int::from(m.marker) == id && data.starts_with(signature) {
+            return true;
+        }
+        marker = m.next;
+    }
+    false
 }
 
 /// A big-endian TIFF block with one IFD entry: Orientation (0x0112), SHORT, count 1.

@@ -24,13 +24,58 @@ fn oxipng_options() -> oxipng::Options {
 }
 
 pub fn optimize_lossless(input: &[u8]) -> Result<Vec<u8>, CoreError> {
-    oxipng::optimize_from_memory(input, &oxipng_options())
-        .map_err(|e| CoreError::Corrupt(e.to_string()))
+    optimize_lossless_keeping(input, false)
 }
 
-/// Quantises to at most 256 colours at `quality`. `Ok(None)` when the palette cannot reach
-/// the quality, so the caller can fall back to lossless.
-pub fn quantize(image: &RgbaImage, quality: u8) -> Result<Option<Vec<u8>>, CoreError> {
+/// `keep_all_chunks`: also keep text, EXIF and XMP chunks (when the caller keeps metadata).
+pub fn optimize_lossless_keeping(
+    input: &[u8],
+    keep_all_chunks: bool,
+) -> Result<Vec<u8>, CoreError> {
+    let mut options = oxipng_options();
+    if keep_all_chunks {
+        options.strip = oxipng::StripChunks::None;
+    }
+    oxipng::optimize_from_memory(input, &options).map_err(|e| CoreError::Corrupt(e.to_string()))
+}
+
+/// Quantises to at most 256 colours at `quality`, then squeezes with oxipng. `Ok(None)` when
+/// the palette cannot reach the quality, so the caller can fall back to lossless.
+pub fn quantize(
+    image: &RgbaImage,
+    quality: u8,
+    icc: Option<&[u8]>,
+) -> Result<Option<Vec<u8>>, CoreError> {
+    let Some((palette, indices)) = quantize_indices(image, floor(quality), quality)? else {
+        return Ok(None);
+    };
+    let indexed = write_indexed_png(image.width(), image.height(), &palette, &indices, icc)?;
+    // Lossless from here on; oxipng shrinks the palette depth and picks filters.
+    optimize_lossless(&indexed).map(Some)
+}
+
+/// The quantised PNG without oxipng's pass: same pixels, written fast. For quality trials.
+pub fn quantize_raw(image: &RgbaImage, quality: u8) -> Result<Option<Vec<u8>>, CoreError> {
+    let Some((palette, indices)) = quantize_indices(image, floor(quality), quality)? else {
+        return Ok(None);
+    };
+    write_indexed_png(image.width(), image.height(), &palette, &indices, None).map(Some)
+}
+
+/// A palette and one palette index per pixel.
+pub type Quantized = (Vec<imagequant::RGBA>, Vec<u8>);
+
+fn floor(quality: u8) -> u8 {
+    quality.min(100).saturating_sub(QUALITY_SLACK)
+}
+
+/// libimagequant with dithering: the palette and one index per pixel, aiming at `quality` and
+/// giving `None` when even `minimum` cannot be reached.
+pub fn quantize_indices(
+    image: &RgbaImage,
+    minimum: u8,
+    quality: u8,
+) -> Result<Option<Quantized>, CoreError> {
     let (width, height) = (image.width(), image.height());
     let pixels: Vec<imagequant::RGBA> = image
         .as_raw()
@@ -42,7 +87,7 @@ pub fn quantize(image: &RgbaImage, quality: u8) -> Result<Option<Vec<u8>>, CoreE
     attributes.set_speed(4).map_err(liq)?;
     let quality = quality.min(100);
     attributes
-        .set_quality(quality.saturating_sub(QUALITY_SLACK), quality)
+        .set_quality(minimum.min(quality), quality)
         .map_err(liq)?;
     let mut liq_image = attributes
         .new_image(pixels, width as usize, height as usize, 0.0)
@@ -54,9 +99,7 @@ pub fn quantize(image: &RgbaImage, quality: u8) -> Result<Option<Vec<u8>>, CoreE
     };
     result.set_dithering_level(1.0).map_err(liq)?;
     let (palette, indices) = result.remapped(&mut liq_image).map_err(liq)?;
-    let indexed = write_indexed_png(width, height, &palette, &indices)?;
-    // Lossless from here on; oxipng shrinks the palette depth and picks filters.
-    optimize_lossless(&indexed).map(Some)
+    Ok(Some((palette, indices)))
 }
 
 fn write_indexed_png(
@@ -64,13 +107,16 @@ fn write_indexed_png(
     height: u32,
     palette: &[imagequant::RGBA],
     indices: &[u8],
+    icc: Option<&[u8]>,
 ) -> Result<Vec<u8>, CoreError> {
     let rgb: Vec<u8> = palette.iter().flat_map(|c| [c.r, c.g, c.b]).collect();
     let alpha: Vec<u8> = palette.iter().map(|c| c.a).collect();
     let mut out = Vec::new();
     let png_err = |e: png::EncodingError| CoreError::Encode(format!("png: {e}"));
     {
-        let mut encoder = png::Encoder::new(&mut out, width, height);
+        let mut info = png::Info::with_size(width, height);
+        info.icc_profile = icc.map(|profile| std::borrow::Cow::Owned(profile.to_vec()));
+        let mut encoder = png::Encoder::with_info(&mut out, info).map_err(png_err)?;
         encoder.set_color(png::ColorType::Indexed);
         encoder.set_depth(png::BitDepth::Eight);
         encoder.set_palette(rgb);
@@ -85,13 +131,21 @@ fn write_indexed_png(
 }
 
 /// Encodes pixels as PNG (fast deflate) and lets oxipng pick the colour type and filters.
-pub fn encode_lossless(image: &image::DynamicImage) -> Result<Vec<u8>, CoreError> {
+pub fn encode_lossless(
+    image: &image::DynamicImage,
+    icc: Option<&[u8]>,
+) -> Result<Vec<u8>, CoreError> {
+    use image::ImageEncoder;
     let mut raw = Vec::new();
-    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+    let mut encoder = image::codecs::png::PngEncoder::new_with_quality(
         &mut raw,
         image::codecs::png::CompressionType::Fast,
         image::codecs::png::FilterType::Adaptive,
     );
+    if let Some(profile) = icc {
+        // Only fails for encoders without ICC support; PNG has it.
+        let _ = encoder.set_icc_profile(profile.to_vec());
+    }
     image
         .write_with_encoder(encoder)
         .map_err(|e| CoreError::Encode(format!("png: {e}")))?;
