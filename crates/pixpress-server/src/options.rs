@@ -25,6 +25,8 @@ pub struct ParsedOptions {
     pub url: Option<String>,
     pub request: Request,
     pub resize: Option<ResizeRequest>,
+    /// `s3_store`, `azure_store`, `gcs_store`: where the result is also written.
+    pub stores: crate::export::Stores,
     pub warnings: Vec<Warning>,
 }
 
@@ -48,16 +50,22 @@ impl ResizeRequest {
     }
 }
 
-const KNOWN_FIELDS: [&str; 5] = ["api_key", "url", "lossy", "quality", "resize"];
+const KNOWN_FIELDS: [&str; 8] = [
+    "api_key",
+    "url",
+    "lossy",
+    "quality",
+    "resize",
+    "s3_store",
+    "azure_store",
+    "gcs_store",
+];
 
 /// Options from the SPEC whose features land in later work: present → 400 `not_supported_yet`.
-const NOT_YET: [(&str, &str); 10] = [
+const NOT_YET: [(&str, &str); 7] = [
     ("format", "format conversion"),
     ("metadata", "choosing which metadata to keep"),
     ("quality_target", "a perceptual quality target"),
-    ("s3_store", "export to S3"),
-    ("azure_store", "export to Azure Blob Storage"),
-    ("gcs_store", "export to Google Cloud Storage"),
     ("callback_url", "asynchronous callbacks"),
     ("dry_run", "dry runs"),
     ("max_bytes", "byte budgets"),
@@ -92,6 +100,7 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, ApiErro
             quality: optional_quality(object)?,
         },
         resize: parse_resize(object)?,
+        stores: crate::export::parse_stores(object)?,
         warnings: unknown_field_warnings(object),
     };
     match endpoint {
