@@ -703,10 +703,27 @@ impl Target {
     }
 }
 
-/// OpenDAL's message for a failed write: its kind and the store's answer (which carries the
-/// store's own error code and text), without the request's context lines.
+/// The store's own answer to a failed write, e.g. `NoSuchBucket: The specified bucket does not
+/// exist`: OpenDAL carries the parsed error (`S3Error { code: "…", message: "…", … }` and the
+/// like) as its message; without such a body (a connection failure), its kind and message.
 fn store_message(e: &opendal::Error) -> String {
-    e.to_string()
+    // Display is `Kind (status) at op, context: { … } => message, source: …`.
+    let full = e.to_string();
+    let message = full.split_once(" => ").map_or(full.as_str(), |(_, m)| m);
+    match (
+        quoted_field(message, "code"),
+        quoted_field(message, "message"),
+    ) {
+        (Some(code), Some(text)) if !code.is_empty() => format!("{code}: {text}"),
+        _ => format!("{}: {message}", e.kind()),
+    }
+}
+
+/// The value of `name: "value"` in a Debug-printed struct.
+fn quoted_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let start = text.find(&format!("{name}: \""))? + name.len() + 3;
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
 }
 
 #[cfg(test)]
@@ -727,6 +744,21 @@ mod tests {
             height: 480,
             id: id.into(),
         }
+    }
+
+    #[test]
+    fn store_messages_are_the_stores_own() {
+        let e = opendal::Error::new(
+            opendal::ErrorKind::ConfigInvalid,
+            "S3Error { code: \"NoSuchBucket\", message: \"The specified bucket does not exist\", resource: \"\" }",
+        );
+        assert_eq!(
+            store_message(&e),
+            "NoSuchBucket: The specified bucket does not exist"
+        );
+        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "connection refused")
+            .with_context("uri", "http://x/y");
+        assert_eq!(store_message(&e), "Unexpected: connection refused");
     }
 
     #[test]
