@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs (from Debian's packages) and starts the real services the tests use, on 127.0.0.1:
-# PostgreSQL on port 5439 (a private cluster under $PIXPRESS_PGDATA, trust auth) and Redis on
-# port 6390, and the object-store emulators below. Idempotent: already running services are left alone. Source it to get the URLs:
-#   source scripts/services.sh   # exports PIXPRESS_TEST_DATABASE_URL and PIXPRESS_TEST_REDIS_URL
+# Installs and starts the real services the tests use, on 127.0.0.1: PostgreSQL on port 5439 (a
+# private cluster under $PIXPRESS_PGDATA, trust auth) and Redis on port 6390 from Debian's
+# packages, and the object-store emulators (S3, Azure Blob, GCS) from PyPI and npm, below.
+# Idempotent: already running services are left alone. Source it to get the URLs:
+#   source scripts/services.sh   # exports PIXPRESS_TEST_DATABASE_URL, PIXPRESS_TEST_REDIS_URL,
+#                                # PIXPRESS_TEST_{S3,AZURITE,GCS}_ENDPOINT, PIXPRESS_TEST_PYTHON
 set -euo pipefail
 
 SUDO=""

@@ -71,6 +71,8 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<ConfigFile> {
     })
 }
 
+// Parsed once at start-up: the size of the `serve` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP API.

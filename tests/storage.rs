@@ -205,19 +205,20 @@ async fn results_on_s3_expire_and_the_sweep_deletes_the_objects() {
         (status, err["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
-    let mut gone = false;
+    // The sweep runs every 300 ms: the bucket is empty soon after.
+    let mut left = keys("s3", &bucket, "");
     for _ in 0..20 {
-        if object("s3", &bucket, &file).is_none() {
-            gone = true;
+        if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+        left = keys("s3", &bucket, "");
     }
     assert!(
-        gone,
-        "the sweep must delete the expired object from the bucket"
+        left.is_empty(),
+        "the sweep must delete the expired object from the bucket: {left:?}"
     );
-    assert!(keys("s3", &bucket, "").is_empty());
+    assert!(object("s3", &bucket, &file).is_none());
 }
 
 #[tokio::test]
@@ -277,6 +278,7 @@ async fn exports_to_s3_azure_and_gcs_are_read_back_byte_for_byte() {
     let server = start(&s3_storage_flags(&s3b, "hosted"));
     let mut s3 = s3_store(&s3b, "/user/photo.jpg");
     s3["headers"] = json!({"Cache-Control": "max-age=3600", "x-amz-meta-owner": "tests"});
+    s3["acl"] = json!("public-read");
     let body = upload_ok(
         &server,
         json!({"api_key": server.key, "lossy": true,
@@ -309,6 +311,7 @@ async fn exports_to_s3_azure_and_gcs_are_read_back_byte_for_byte() {
         if *provider == "s3" {
             assert_eq!(meta["cache_control"], "max-age=3600");
             assert_eq!(meta["metadata"]["owner"], "tests");
+            assert_eq!(meta["public_read"], true, "acl public-read: {meta}");
         }
     }
     let text = body.to_string();
@@ -337,12 +340,9 @@ async fn resize_arrays_export_with_placeholders_or_suffixes() {
     for result in body["results"].as_array().unwrap() {
         let entry = &result["stored"][0];
         let hosted = fetch_hosted(result["url"].as_str().unwrap(), "image/jpeg").await;
-        assert_eq!(
-            object("s3", &bucket, entry["path"].as_str().unwrap())
-                .unwrap()
-                .0,
-            hosted
-        );
+        let (bytes, meta) = object("s3", &bucket, entry["path"].as_str().unwrap()).unwrap();
+        assert_eq!(bytes, hosted);
+        assert_eq!(meta["public_read"], false, "no acl asked: {meta}");
     }
     // Without placeholders, each output gets its id as a suffix.
     upload_ok(

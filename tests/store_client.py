@@ -53,12 +53,23 @@ def s3(endpoint, verb, args):
             if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 return out({"exists": False})
             raise
+        try:
+            grants = client.get_object_acl(Bucket=args[0], Key=args[1])["Grants"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return out({"exists": False})
+            raise
         return out(
             {
                 "exists": True,
                 "content_type": r.get("ContentType"),
                 "cache_control": r.get("CacheControl"),
                 "metadata": r.get("Metadata", {}),
+                "public_read": any(
+                    g["Grantee"].get("URI", "").endswith("/global/AllUsers")
+                    and g["Permission"] == "READ"
+                    for g in grants
+                ),
                 "body_b64": base64.b64encode(r["Body"].read()).decode(),
             }
         )

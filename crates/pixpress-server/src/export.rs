@@ -53,8 +53,21 @@ pub struct S3Store {
     pub path: String,
     pub region: String,
     pub endpoint: Option<String>,
+    /// A canned ACL (`public-read`, …) set with PutObjectAcl after the write.
+    pub acl: Option<String>,
     pub headers: WriteHeaders,
 }
+
+/// S3's canned ACLs (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/acl-overview.html#canned-acl>).
+const CANNED_ACLS: [&str; 7] = [
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
 
 /// The `headers` of `s3_store` that a write can carry.
 #[derive(Clone, Debug, Default)]
@@ -263,16 +276,16 @@ fn known_field(store: &str, key: &str) -> bool {
 
 fn parse_s3(value: &Value) -> Result<S3Store, ExportError> {
     let f = Fields::new("s3_store", value)?;
-    // S3's canned ACLs need PutObjectAcl, which OpenDAL does not offer: "private" (what S3
-    // does anyway) is accepted, anything else is refused rather than silently dropped.
-    if let Some(acl) = f.optional("acl")? {
-        if acl != "private" {
-            return Err(ExportError::Unsupported {
-                field: "s3_store.acl".into(),
-                message: format!(
-                    "s3_store.acl {acl:?} is not supported yet: objects are written with the bucket's default ACL (\"private\"); grant public reads with a bucket policy instead, or remove acl"
+    let acl = f.optional("acl")?;
+    if let Some(acl) = &acl {
+        if !CANNED_ACLS.contains(&acl.as_str()) {
+            return Err(invalid(
+                "s3_store.acl",
+                format!(
+                    "s3_store.acl {acl:?} is not a canned ACL; use one of {}",
+                    CANNED_ACLS.join(", ")
                 ),
-            });
+            ));
         }
     }
     Ok(S3Store {
@@ -282,6 +295,7 @@ fn parse_s3(value: &Value) -> Result<S3Store, ExportError> {
         path: f.path()?,
         region: f.optional("region")?.unwrap_or_else(|| "us-east-1".into()),
         endpoint: f.endpoint()?,
+        acl,
         headers: parse_headers(f.object.get("headers"))?,
     })
 }
@@ -522,6 +536,15 @@ impl Exporter {
                     write = write.user_metadata(target.headers.metadata.clone());
                 }
                 write.await.map_err(|e| fail(store_message(&e)))?;
+                if let (Some(s3), Some(acl)) = (target.s3.as_ref(), target.acl.as_deref()) {
+                    self.put_object_acl(s3, &path, acl)
+                        .await
+                        .map_err(|message| {
+                            fail(format!(
+                            "the object was written, but setting its ACL {acl:?} failed: {message}"
+                        ))
+                        })?;
+                }
                 entries.push(StoredEntry {
                     provider: target.provider,
                     bucket: target.bucket.clone(),
@@ -554,6 +577,54 @@ impl Exporter {
         })
     }
 
+    /// Sets a canned ACL on an object just written: S3's PutObjectAcl (`PUT /bucket/key?acl`
+    /// with `x-amz-acl`), signed with SigV4 by reqsign — the one S3 call OpenDAL does not make.
+    /// Buckets with ACLs disabled (S3's default for new buckets) refuse it with their own message.
+    async fn put_object_acl(&self, s3: &S3Store, path: &str, acl: &str) -> Result<(), String> {
+        let endpoint = s3
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", s3.region));
+        let mut url = url::Url::parse(&endpoint).map_err(|e| e.to_string())?;
+        url.path_segments_mut()
+            .map_err(|()| "the endpoint cannot take a path".to_string())?
+            .pop_if_empty()
+            .push(&s3.bucket)
+            .extend(path.split('/'));
+        url.set_query(Some("acl"));
+        let mut request = self
+            .client
+            .put(url)
+            .header("x-amz-acl", acl)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let credential = reqsign::AwsCredential {
+            access_key_id: s3.key.expose().to_string(),
+            secret_access_key: s3.secret.expose().to_string(),
+            session_token: None,
+            expires_in: None,
+        };
+        reqsign::AwsV4Signer::new("s3", &s3.region)
+            .sign(&mut request, &credential)
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| format!("the store could not be reached: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(
+            match (xml_element(&body, "Code"), xml_element(&body, "Message")) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                _ => format!("HTTP {status}"),
+            },
+        )
+    }
+
     /// The operator for `builder`, talking through the guarded client.
     fn operator(&self, builder: impl opendal::Builder) -> opendal::Result<Operator> {
         let client = opendal::raw::HttpClient::with(self.client.clone());
@@ -582,7 +653,7 @@ impl Exporter {
                 .endpoint
                 .clone()
                 .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", s3.region));
-            targets.push(Target::new(
+            let mut target = Target::new(
                 "s3",
                 &s3.bucket,
                 &s3.path,
@@ -590,7 +661,10 @@ impl Exporter {
                 format!("{endpoint}/{}", s3.bucket),
                 s3.headers.clone(),
                 vec![s3.key.clone(), s3.secret.clone()],
-            ));
+            );
+            target.acl = s3.acl.clone();
+            target.s3 = Some(s3.clone());
+            targets.push(target);
         }
         if let Some(az) = &stores.azure {
             let endpoint = az
@@ -666,6 +740,9 @@ struct Target {
     base_url: String,
     headers: WriteHeaders,
     secrets: Vec<Secret>,
+    /// For S3: the store (for PutObjectAcl) and the ACL to set, if any.
+    s3: Option<S3Store>,
+    acl: Option<String>,
 }
 
 impl Target {
@@ -691,6 +768,8 @@ impl Target {
             base_url,
             headers,
             secrets,
+            s3: None,
+            acl: None,
         }
     }
 
@@ -717,6 +796,13 @@ fn store_message(e: &opendal::Error) -> String {
         (Some(code), Some(text)) if !code.is_empty() => format!("{code}: {text}"),
         _ => format!("{}: {message}", e.kind()),
     }
+}
+
+/// The text of `<name>…</name>` in an S3 error body.
+fn xml_element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let len = xml[start..].find('<')?;
+    Some(&xml[start..start + len])
 }
 
 /// The value of `name: "value"` in a Debug-printed struct.
@@ -817,7 +903,7 @@ mod tests {
         );
         assert_eq!(
             field(
-                json!({"s3_store": {"key": "k", "secret": "s", "bucket": "b", "path": "p", "acl": "public-read"}})
+                json!({"s3_store": {"key": "k", "secret": "s", "bucket": "b", "path": "p", "acl": "world-writable"}})
             ),
             "s3_store.acl"
         );
