@@ -473,3 +473,97 @@ async fn export_endpoints_on_private_addresses_are_refused_without_fetch_allow()
     );
     assert!(err["error"]["details"]["hosted"]["url"].is_string());
 }
+
+/// Credentials never reach the log, even at debug level: the server's stderr is captured while
+/// exports succeed and fail with distinctive secrets.
+#[tokio::test]
+async fn credentials_never_appear_in_logs() {
+    use std::io::{BufRead, BufReader};
+    let (bucket, container) = (unique("logs"), unique("logs"));
+    create("s3", &bucket);
+    create("azure", &container);
+    let data_dir = tempfile::tempdir().unwrap();
+    let log_path = data_dir.path().join("stderr.log");
+    let config = data_dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[plans.free]\nrequests_per_second = 100000\n\
+         [storage]\naccess_key_id = \"test\"\nsecret_access_key = \"hosted-secret-4af1c9\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(s3_storage_flags(&bucket, "hosted"))
+        .env("RUST_LOG", "debug,sqlx=warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut key = String::new();
+    let mut base = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.trim().starts_with("pxk_") {
+            key = line.trim().to_string();
+        }
+        if let Some(url) = line.strip_prefix("pixpress listening on ") {
+            base = url.to_string();
+            break;
+        }
+    }
+    let secret = "user-secret-77d2e1";
+    let azure_key = "QmFkIGtleSBmb3IgbG9nIHRlc3Q=";
+    let cases = [
+        (
+            json!({"s3_store": {"key": "AKIALOGTEST12345", "secret": secret, "bucket": bucket,
+                                "path": "a.jpg", "endpoint": s3_endpoint()}}),
+            200,
+        ),
+        (
+            json!({"s3_store": {"key": "AKIALOGTEST12345", "secret": secret,
+                                "bucket": unique("nobucket"), "path": "a.jpg",
+                                "endpoint": s3_endpoint()}}),
+            502,
+        ),
+        (
+            json!({"azure_store": {"account": AZURITE_ACCOUNT, "key": azure_key,
+                                   "container": container, "path": "a.jpg",
+                                   "endpoint": azure_endpoint()}}),
+            502,
+        ),
+    ];
+    for (stores, expected) in cases {
+        let mut data = stores;
+        data["api_key"] = json!(key);
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(corpus("edge/gray.jpg")),
+            )
+            .text("data", data.to_string());
+        let r = client()
+            .post(format!("{base}/v1/upload"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected);
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains(secret) && !text.contains(azure_key),
+            "{text}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("export failed"), "the failures are logged");
+    for s in [secret, azure_key, "hosted-secret-4af1c9"] {
+        assert!(!log.contains(s), "{s} appears in the log");
+    }
+}
