@@ -141,8 +141,6 @@ pub struct ExportItem {
     pub id: String,
 }
 
-pub const FIELDS: [&str; 3] = ["s3_store", "azure_store", "gcs_store"];
-
 /// Parses whichever of the three `*_store` objects are present.
 pub fn parse_stores(object: &Map<String, Value>) -> Result<Stores, ExportError> {
     let mut stores = Stores::default();
