@@ -88,6 +88,19 @@ def azure(endpoint, verb, args):
     if verb == "create":
         container.create_container()
         return out({"created": args[0]})
+    if verb == "sas":
+        import datetime
+
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        token = generate_container_sas(
+            AZURITE_ACCOUNT,
+            args[0],
+            account_key=AZURITE_KEY,
+            permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
+            expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1),
+        )
+        return out({"sas": token})
     if verb == "list":
         prefix = args[1] if len(args) > 1 else None
         return out({"keys": [b.name for b in container.list_blobs(name_starts_with=prefix)]})

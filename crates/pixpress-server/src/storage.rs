@@ -74,6 +74,9 @@ pub struct StorageSettings {
     /// Azure account and key; default `AZURE_STORAGE_ACCOUNT` / `AZURE_STORAGE_KEY`.
     pub account_name: Option<String>,
     pub account_key: Option<Secret>,
+    /// Azure SAS token (default `AZURE_STORAGE_SAS_TOKEN`): the only way OpenDAL presigns Azure
+    /// URLs, so `redirect` on Azure needs it; presigned URLs then live as long as the token.
+    pub sas_token: Option<Secret>,
     /// GCS service-account JSON file; default `GOOGLE_APPLICATION_CREDENTIALS` or the VM's identity.
     pub credential_path: Option<String>,
     /// Answer `GET /v1/images/…` with a redirect to a presigned URL instead of streaming.
@@ -250,6 +253,13 @@ impl ObjectStore {
                 if let Some(key) = &key {
                     builder = builder.account_key(key.expose());
                 }
+                let sas = settings
+                    .sas_token
+                    .clone()
+                    .or_else(|| env_nonempty("AZURE_STORAGE_SAS_TOKEN").map(Secret::new));
+                if let Some(sas) = &sas {
+                    builder = builder.sas_token(sas.expose());
+                }
                 with_client(Operator::new(builder).map_err(config_error)?)?
             }
             Location::Gcs { bucket, prefix } => {
@@ -268,7 +278,7 @@ impl ObjectStore {
         if settings.redirect && !op.info().full_capability().presign_read {
             return Err(StorageError::Config {
                 location: location_text,
-                message: "--storage-redirect needs an object store that can presign URLs (s3://, azblob:// with an account key, gcs:// with a service account); a directory cannot".into(),
+                message: "--storage-redirect needs an object store that can presign URLs (s3://, azblob:// with a sas_token, gcs:// with a service account); a directory cannot".into(),
             });
         }
         Ok(ObjectStore {
