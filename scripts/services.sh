@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs (from Debian's packages) and starts the real services the tests use, on 127.0.0.1:
-# PostgreSQL on port 5439 (a private cluster under $PIXPRESS_PGDATA, trust auth) and Redis on
-# port 6390. Idempotent: already running services are left alone. Source it to get the URLs:
-#   source scripts/services.sh   # exports PIXPRESS_TEST_DATABASE_URL and PIXPRESS_TEST_REDIS_URL
+# Installs and starts the real services the tests use, on 127.0.0.1: PostgreSQL on port 5439 (a
+# private cluster under $PIXPRESS_PGDATA, trust auth) and Redis on port 6390 from Debian's
+# packages, and the object-store emulators (S3, Azure Blob, GCS) from PyPI and npm, below.
+# Idempotent: already running services are left alone. Source it to get the URLs:
+#   source scripts/services.sh   # exports PIXPRESS_TEST_DATABASE_URL, PIXPRESS_TEST_REDIS_URL,
+#                                # PIXPRESS_TEST_{S3,AZURITE,GCS}_ENDPOINT, PIXPRESS_TEST_PYTHON
 set -euo pipefail
 
 SUDO=""
@@ -45,3 +47,57 @@ done
 export PIXPRESS_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PIXPRESS_PG_PORT/postgres"
 export PIXPRESS_TEST_REDIS_URL="redis://127.0.0.1:$PIXPRESS_REDIS_PORT/"
 echo "services: PostgreSQL at $PIXPRESS_TEST_DATABASE_URL, Redis at $PIXPRESS_TEST_REDIS_URL"
+
+# Object-store emulators for the storage tests, installed from PyPI and npm into a cache
+# directory (not the repository) and started on loopback:
+#   S3:    moto's server                          on $PIXPRESS_S3_PORT    (default 9390)
+#   Azure: Azurite's blob service                 on $PIXPRESS_AZURE_PORT (default 10390)
+#   GCS:   gcp-storage-emulator (JSON API subset) on $PIXPRESS_GCS_PORT   (default 9391)
+# The same Python environment holds boto3 and azure-storage-blob, which the tests use (through
+# tests/store_client.py) to read what pixpress wrote, independently of pixpress.
+PIXPRESS_TOOLS=${PIXPRESS_TOOLS:-$HOME/.cache/pixpress-test-tools}
+PIXPRESS_S3_PORT=${PIXPRESS_S3_PORT:-9390}
+PIXPRESS_AZURE_PORT=${PIXPRESS_AZURE_PORT:-10390}
+PIXPRESS_GCS_PORT=${PIXPRESS_GCS_PORT:-9391}
+mkdir -p "$PIXPRESS_TOOLS"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+PIXPRESS_PY="$PIXPRESS_TOOLS/venv/bin/python"
+if ! "$PIXPRESS_PY" -c 'import moto, flask_cors, boto3, azure.storage.blob, gcp_storage_emulator' 2>/dev/null; then
+  python3 -m venv "$PIXPRESS_TOOLS/venv"
+  "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check \
+    'moto[s3]==5.2.5' 'flask<4' 'flask-cors<7' 'azure-storage-blob==12.31.1' 'gcp-storage-emulator==2026.7.19'
+fi
+AZURITE="$PIXPRESS_TOOLS/node/node_modules/.bin/azurite-blob"
+if [ ! -x "$AZURITE" ]; then
+  if ! command -v npm >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  npm install --silent --no-audit --no-fund --prefix "$PIXPRESS_TOOLS/node" azurite@3.37.0 >/dev/null
+fi
+
+if ! port_open "$PIXPRESS_S3_PORT"; then
+  nohup "$PIXPRESS_TOOLS/venv/bin/moto_server" -H 127.0.0.1 -p "$PIXPRESS_S3_PORT" \
+    >"$PIXPRESS_TOOLS/moto.log" 2>&1 </dev/null &
+fi
+if ! port_open "$PIXPRESS_AZURE_PORT"; then
+  nohup "$AZURITE" --blobHost 127.0.0.1 --blobPort "$PIXPRESS_AZURE_PORT" \
+    --location "$PIXPRESS_TOOLS/azurite-data" --skipApiVersionCheck --silent \
+    >"$PIXPRESS_TOOLS/azurite.log" 2>&1 </dev/null &
+fi
+if ! port_open "$PIXPRESS_GCS_PORT"; then
+  nohup "$PIXPRESS_TOOLS/venv/bin/gcp-storage-emulator" start --host 127.0.0.1 \
+    --port "$PIXPRESS_GCS_PORT" --in-memory >"$PIXPRESS_TOOLS/gcs.log" 2>&1 </dev/null &
+fi
+for port in "$PIXPRESS_S3_PORT" "$PIXPRESS_AZURE_PORT" "$PIXPRESS_GCS_PORT"; do
+  for _ in $(seq 150); do port_open "$port" && break; sleep 0.2; done
+  port_open "$port" || { echo "services: nothing listens on 127.0.0.1:$port (logs in $PIXPRESS_TOOLS)" >&2; exit 1; }
+done
+export PIXPRESS_TEST_S3_ENDPOINT="http://127.0.0.1:$PIXPRESS_S3_PORT"
+export PIXPRESS_TEST_AZURITE_ENDPOINT="http://127.0.0.1:$PIXPRESS_AZURE_PORT/devstoreaccount1"
+export PIXPRESS_TEST_GCS_ENDPOINT="http://127.0.0.1:$PIXPRESS_GCS_PORT"
+export PIXPRESS_TEST_PYTHON="$PIXPRESS_PY"
+echo "services: S3 (moto) at $PIXPRESS_TEST_S3_ENDPOINT, Azurite at $PIXPRESS_TEST_AZURITE_ENDPOINT, GCS emulator at $PIXPRESS_TEST_GCS_ENDPOINT"

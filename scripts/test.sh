@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The test command named in the README: starts PostgreSQL and Redis on loopback (installing them
-# from Debian's packages if needed), then runs the unit tests of every crate and the end-to-end
-# tests in tests/, which start the real server binary on loopback ports against both the
-# embedded (SQLite + in-memory) and the PostgreSQL + Redis backends.
+# The test command named in the README: starts PostgreSQL, Redis and the object-store emulators
+# on loopback (installing them from Debian's packages, PyPI and npm if needed), then runs the
+# unit tests of every crate and the end-to-end tests in tests/, which start the real server
+# binary on loopback ports against both the embedded (SQLite + in-memory) and the PostgreSQL +
+# Redis backends, and against the S3 / Azure Blob / GCS emulators.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh

@@ -42,7 +42,9 @@ struct StateArgs {
     /// Database URL (sqlite:…); default: DATA_DIR/pixpress.db.
     #[arg(long = "database", env = "PIXPRESS_DATABASE_URL", global = true)]
     database_url: Option<String>,
-    /// TOML config file; today it holds plan limits (`[plans.free] bytes_per_month = …`).
+    /// TOML config file: plan limits (`[plans.free] bytes_per_month = …`) and the result store
+    /// (`[storage] url, endpoint, region, access_key_id, secret_access_key, account_name,
+    /// account_key, credential_path, redirect`).
     #[arg(long, env = "PIXPRESS_CONFIG", global = true)]
     config: Option<PathBuf>,
 }
@@ -53,10 +55,12 @@ struct StateArgs {
 struct ConfigFile {
     #[serde(default)]
     plans: std::collections::BTreeMap<String, pixpress_server::plans::PlanOverride>,
+    #[serde(default)]
+    storage: pixpress_server::storage::StorageSettings,
 }
 
-fn load_plans(path: Option<&PathBuf>) -> anyhow::Result<pixpress_server::plans::Plans> {
-    let file = match path {
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<ConfigFile> {
+    Ok(match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -64,10 +68,11 @@ fn load_plans(path: Option<&PathBuf>) -> anyhow::Result<pixpress_server::plans::
                 .with_context(|| format!("parsing {}", path.display()))?
         }
         None => ConfigFile::default(),
-    };
-    pixpress_server::plans::Plans::default().with_overrides(&file.plans)
+    })
 }
 
+// Parsed once at start-up: the size of the `serve` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP API.
@@ -118,6 +123,19 @@ struct ServeArgs {
     /// redis://… to share rate-limit state between instances (default: in memory).
     #[arg(long = "redis", env = "PIXPRESS_REDIS_URL")]
     redis_url: Option<String>,
+    /// Where hosted results live: a directory (default DATA_DIR/results), s3://bucket/prefix,
+    /// azblob://container/prefix or gcs://bucket/prefix. Credentials: see README (Storage).
+    #[arg(long, env = "PIXPRESS_STORAGE")]
+    storage: Option<String>,
+    /// Object-store endpoint: an S3-compatible server (MinIO, R2, …), Azure or a GCS emulator.
+    #[arg(long, env = "PIXPRESS_STORAGE_ENDPOINT")]
+    storage_endpoint: Option<String>,
+    /// S3 region (default AWS_REGION, else us-east-1).
+    #[arg(long, env = "PIXPRESS_STORAGE_REGION")]
+    storage_region: Option<String>,
+    /// Answer GET /v1/images/… with a 307 to a presigned store URL instead of streaming.
+    #[arg(long, env = "PIXPRESS_STORAGE_REDIRECT")]
+    storage_redirect: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,7 +181,20 @@ fn init_logging(format: &str) {
 async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::with_data_dir(state.data_dir);
     config.database_url = state.database_url;
-    config.plans = load_plans(state.config.as_ref())?;
+    let file = load_config(state.config.as_ref())?;
+    config.plans = pixpress_server::plans::Plans::default().with_overrides(&file.plans)?;
+    // Flags and env vars override the config file's [storage] table.
+    config.storage = file.storage;
+    if args.storage.is_some() {
+        config.storage.url = args.storage;
+    }
+    if args.storage_endpoint.is_some() {
+        config.storage.endpoint = args.storage_endpoint;
+    }
+    if args.storage_region.is_some() {
+        config.storage.region = args.storage_region;
+    }
+    config.storage.redirect |= args.storage_redirect;
     config.redis_url = args.redis_url;
     config.listen = args.listen;
     config.public_url = args.public_url;

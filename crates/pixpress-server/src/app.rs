@@ -15,12 +15,14 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::ServerConfig;
 use crate::db::{self, Db};
 use crate::error::ApiError;
+use crate::export::Exporter;
 use crate::fetch::Fetcher;
 use crate::fetch_guard::AddressPolicy;
 use crate::gate::WorkGate;
 use crate::plans::Plans;
 use crate::ratelimit::RateLimiter;
 use crate::results::ResultStore;
+use crate::storage::ObjectStore;
 use crate::{keys, request_id, routes};
 
 /// JSON option bodies are small; the image itself comes by URL or in the multipart upload.
@@ -36,6 +38,8 @@ pub struct AppState {
     pub gate: WorkGate,
     pub plans: Plans,
     pub limiter: RateLimiter,
+    /// Writes to the users' own buckets (`s3_store`, `azure_store`, `gcs_store`).
+    pub exporter: Exporter,
 }
 
 impl AppState {
@@ -119,10 +123,17 @@ pub async fn open_database(config: &ServerConfig) -> anyhow::Result<Db> {
 
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
-    let results = ResultStore::new(config.data_dir.join("results"), config.result_ttl)?;
+    let store = ObjectStore::open(&config.storage, &config.data_dir.join("results"))?;
+    let results = ResultStore::new(store, config.result_ttl);
+    tracing::info!(storage = %store_location(&results), "result store opened");
     let fetcher = Fetcher::new(
         AddressPolicy::new(config.fetch_allow.clone()),
         config.max_input_bytes,
+        config.fetch_connect_timeout,
+        config.fetch_timeout,
+    )?;
+    let exporter = Exporter::new(
+        AddressPolicy::new(config.fetch_allow.clone()),
         config.fetch_connect_timeout,
         config.fetch_timeout,
     )?;
@@ -151,6 +162,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         gate: WorkGate::new(config.workers, config.memory_budget_mib, config.max_queue),
         plans: config.plans.clone(),
         limiter,
+        exporter,
     };
     tokio::spawn(results.sweep_forever(db, config.sweep_interval));
     let app = router(state, config.max_input_bytes);
@@ -178,6 +190,10 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+fn store_location(results: &ResultStore) -> String {
+    results.store().location().to_string()
 }
 
 fn public_url(config: &ServerConfig, scheme: &str, bound: SocketAddr) -> String {

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub plans: crate::plans::Plans,
     /// `redis://…`: rate-limit state shared by every instance; None keeps it in memory.
     pub redis_url: Option<String>,
+    /// Where hosted results live (directory or object store) and how to reach it.
+    pub storage: crate::storage::StorageSettings,
 }
 
 impl ServerConfig {
@@ -56,6 +58,7 @@ impl ServerConfig {
             tls_key: None,
             plans: crate::plans::Plans::default(),
             redis_url: None,
+            storage: crate::storage::StorageSettings::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use axum::Json;
 use pixpress_core::CoreError;
 use serde_json::json;
 
+use crate::export::ExportError;
 use crate::fetch::FetchError;
 use crate::request_id;
 
@@ -32,6 +33,7 @@ pub mod code {
     pub const OVERLOADED: &str = "overloaded";
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    pub const EXPORT_FAILED: &str = "export_failed";
 }
 
 #[derive(Debug)]
@@ -186,6 +188,35 @@ impl From<FetchError> for ApiError {
                 code::FETCH_FAILED,
                 message,
             ),
+        }
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        let message = e.to_string();
+        match e {
+            ExportError::Invalid { field, .. } => Self::field(code::INVALID_FIELD, &field, message),
+            ExportError::Unsupported { field, .. } => {
+                Self::field(code::NOT_SUPPORTED_YET, &field, message)
+            }
+            ExportError::Refused {
+                provider,
+                bucket,
+                path,
+                message: store_message,
+            } => {
+                // Secrets were redacted from the store's message where the error was made.
+                tracing::warn!(request_id = %request_id::current(), provider, bucket = %bucket, "export failed: {store_message}");
+                Self::new(StatusCode::BAD_GATEWAY, code::EXPORT_FAILED, message).with_details(
+                    json!({
+                        "provider": provider,
+                        "bucket": bucket,
+                        "path": path,
+                        "store_message": store_message,
+                    }),
+                )
+            }
         }
     }
 }

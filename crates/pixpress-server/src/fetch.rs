@@ -146,9 +146,26 @@ impl Fetcher {
     }
 }
 
+/// A client for other outbound requests on a user's behalf (exports to a user-named endpoint):
+/// no proxies, no redirects, every resolved address checked by `policy`, bounded waits.
+pub fn guarded_client(
+    policy: Arc<AddressPolicy>,
+    connect_timeout: Duration,
+    total_timeout: Duration,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { policy }))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .timeout(total_timeout)
+        .user_agent(concat!("pixpress/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Scheme check, and the address check for hosts written as IP literals (those never reach
 /// the resolver).
-fn check_url_literal(url: &Url, policy: &AddressPolicy) -> Result<(), FetchError> {
+pub fn check_url_literal(url: &Url, policy: &AddressPolicy) -> Result<(), FetchError> {
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(FetchError::InvalidUrl(format!(
             "scheme {:?} is not http or https",

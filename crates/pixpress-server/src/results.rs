@@ -1,20 +1,24 @@
-//! Hosted results: the bytes in a result store (a directory for now; object stores arrive with
-//! the storage issue behind the same methods), a row in the database saying when they expire.
-//! Ids are 128-bit random. Files are written to a temporary name and renamed into place, so a
-//! reader never sees half a result. A background sweep deletes what has expired; reads check the
-//! expiry themselves, so an expired result is a 404 even before the sweep has run.
+//! Hosted results: the bytes in the object store (`storage`: a directory, S3, Azure Blob or GCS),
+//! a row in the database saying when they expire. Ids are 128-bit random. The object is written
+//! before its row, so a row never points at a missing object and no reader can find a result
+//! that is still being written. Expiry does not rely on bucket lifecycle rules: a background
+//! sweep (any instance may run it; deleting twice is harmless) deletes the objects whose rows
+//! have expired, then the rows; reads check the expiry themselves, so an expired result is a
+//! 404 even before the sweep has run.
 
-use std::path::PathBuf;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::db::{now_unix_ms, Db};
+use crate::storage::ObjectStore;
 
 #[derive(Clone, Debug)]
 pub struct ResultStore {
-    dir: PathBuf,
+    store: ObjectStore,
     ttl: Duration,
 }
 
@@ -24,7 +28,19 @@ pub struct StoredResult {
     pub ext: String,
     pub content_type: String,
     pub etag: String,
+    pub size: u64,
     pub expires_at_ms: i64,
+}
+
+impl StoredResult {
+    /// The object's name in the store.
+    pub fn object_name(&self) -> String {
+        object_name(&self.id, &self.ext)
+    }
+}
+
+fn object_name(id: &str, ext: &str) -> String {
+    format!("{id}.{ext}")
 }
 
 pub fn new_result_id() -> String {
@@ -41,30 +57,29 @@ fn is_valid_id(id: &str) -> bool {
 }
 
 impl ResultStore {
-    pub fn new(dir: PathBuf, ttl: Duration) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        Ok(ResultStore { dir, ttl })
+    pub fn new(store: ObjectStore, ttl: Duration) -> Self {
+        ResultStore { store, ttl }
     }
 
-    fn path(&self, id: &str, ext: &str) -> PathBuf {
-        self.dir.join(format!("{id}.{ext}"))
+    pub fn store(&self) -> &ObjectStore {
+        &self.store
     }
 
-    /// Writes the bytes, then records the row: a row never points at a missing file.
+    /// Writes the bytes, then records the row: a row never points at a missing object.
     pub async fn put(
         &self,
         db: &Db,
         key_id: &str,
-        bytes: &[u8],
+        bytes: Bytes,
         ext: &str,
         content_type: &str,
     ) -> anyhow::Result<StoredResult> {
         let id = new_result_id();
-        let final_path = self.path(&id, ext);
-        let temp_path = self.dir.join(format!(".{id}.{ext}.tmp"));
-        tokio::fs::write(&temp_path, bytes).await?;
-        tokio::fs::rename(&temp_path, &final_path).await?;
-        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(bytes))[..32]);
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
+        let size = bytes.len() as u64;
+        self.store
+            .put(&object_name(&id, ext), bytes, content_type)
+            .await?;
         let now = now_unix_ms();
         let expires_at_ms = now + self.ttl.as_millis() as i64;
         sqlx::query(
@@ -74,7 +89,7 @@ impl ResultStore {
         .bind(&id)
         .bind(ext)
         .bind(content_type)
-        .bind(bytes.len() as i64)
+        .bind(size as i64)
         .bind(&etag)
         .bind(key_id)
         .bind(now)
@@ -86,6 +101,7 @@ impl ResultStore {
             ext: ext.to_string(),
             content_type: content_type.to_string(),
             etag,
+            size,
             expires_at_ms,
         })
     }
@@ -100,28 +116,27 @@ impl ResultStore {
         if !is_valid_id(id) {
             return Ok(None);
         }
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT content_type, etag, expires_at_ms FROM results WHERE id = $1 AND ext = $2 AND expires_at_ms > $3",
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT content_type, etag, size, expires_at_ms FROM results WHERE id = $1 AND ext = $2 AND expires_at_ms > $3",
         )
         .bind(id)
         .bind(ext)
         .bind(now_unix_ms())
         .fetch_optional(db)
         .await?;
-        Ok(row.map(|(content_type, etag, expires_at_ms)| StoredResult {
-            id: id.to_string(),
-            ext: ext.to_string(),
-            content_type,
-            etag,
-            expires_at_ms,
-        }))
+        Ok(
+            row.map(|(content_type, etag, size, expires_at_ms)| StoredResult {
+                id: id.to_string(),
+                ext: ext.to_string(),
+                content_type,
+                etag,
+                size: u64::try_from(size).unwrap_or(0),
+                expires_at_ms,
+            }),
+        )
     }
 
-    pub async fn read(&self, result: &StoredResult) -> std::io::Result<Vec<u8>> {
-        tokio::fs::read(self.path(&result.id, &result.ext)).await
-    }
-
-    /// Deletes every expired result (file first, then row). Returns how many were removed.
+    /// Deletes every expired result (object first, then row). Returns how many were removed.
     pub async fn sweep(&self, db: &Db) -> anyhow::Result<usize> {
         let expired: Vec<(String, String)> =
             sqlx::query_as("SELECT id, ext FROM results WHERE expires_at_ms <= $1 LIMIT 1000")
@@ -129,11 +144,7 @@ impl ResultStore {
                 .fetch_all(db)
                 .await?;
         for (id, ext) in &expired {
-            match tokio::fs::remove_file(self.path(id, ext)).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.store.delete(&object_name(id, ext)).await?;
             sqlx::query("DELETE FROM results WHERE id = $1")
                 .bind(id)
                 .execute(db)
@@ -164,10 +175,11 @@ mod tests {
     async fn put_lookup_expire_sweep() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::open(dir.path(), None).await.unwrap();
-        let store =
-            ResultStore::new(dir.path().join("results"), Duration::from_millis(300)).unwrap();
+        let results_dir = dir.path().join("results");
+        let objects = ObjectStore::open(&Default::default(), &results_dir).unwrap();
+        let store = ResultStore::new(objects, Duration::from_millis(300));
         let r = store
-            .put(&db, "k1", b"hello", "png", "image/png")
+            .put(&db, "k1", Bytes::from_static(b"hello"), "png", "image/png")
             .await
             .unwrap();
         assert!(is_valid_id(&r.id));
@@ -176,7 +188,8 @@ mod tests {
             .await
             .unwrap()
             .expect("live");
-        assert_eq!(store.read(&found).await.unwrap(), b"hello");
+        assert_eq!(found.size, 5);
+        assert!(store.store().stream(&found.object_name()).await.is_ok());
         assert!(store.lookup(&db, &r.id, "jpg").await.unwrap().is_none());
         assert!(store
             .lookup(&db, "../../etc/passwd", "png")
@@ -186,6 +199,6 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(store.lookup(&db, &r.id, "png").await.unwrap().is_none());
         assert_eq!(store.sweep(&db).await.unwrap(), 1);
-        assert!(!store.path(&r.id, "png").exists());
+        assert!(!results_dir.join(r.object_name()).exists());
     }
 }

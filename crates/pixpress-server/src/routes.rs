@@ -10,14 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pixpress_core::{Output, Warning};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::app::AppState;
 use crate::error::{code, ApiError};
+use crate::export::{ExportItem, StoredEntry, Stores};
 use crate::gate::predicted_mib;
 use crate::keys::{self, Verdict};
 use crate::options::{self, Endpoint, ParsedOptions};
 use crate::ratelimit::Decision;
+use crate::storage::StorageError;
 use crate::usage;
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,7 +47,7 @@ pub struct OptimizeResponse {
     pub ssimulacra2: Option<f64>,
     pub expires_at: String,
     pub warnings: Vec<Warning>,
-    pub stored: Vec<Value>,
+    pub stored: Vec<StoredEntry>,
 }
 
 /// The response to a `resize` array: one [`OptimizeResponse`] per entry, in request order.
@@ -228,11 +229,18 @@ async fn optimize_metered(
             return Err(quota_exceeded(caller, limits.bytes_per_month, used.bytes));
         }
     }
-    let answer = optimize_and_host(state, &caller.id, input, options).await?;
-    usage::record(&state.db, &caller.id, size)
-        .await
-        .map_err(|e| ApiError::internal("recording usage", e))?;
-    Ok(answer)
+    let outcome = optimize_and_host(state, &caller.id, input, options).await;
+    // A refused export still cost the work, and its hosted result is kept: it is metered.
+    if outcome.is_ok()
+        || outcome
+            .as_ref()
+            .is_err_and(|e| e.code == code::EXPORT_FAILED)
+    {
+        usage::record(&state.db, &caller.id, size)
+            .await
+            .map_err(|e| ApiError::internal("recording usage", e))?;
+    }
+    outcome
 }
 
 fn respond(outcome: Result<Answer, ApiError>, decision: &Decision) -> Result<Response, ApiError> {
@@ -382,11 +390,59 @@ fn scoring_mib(request: &pixpress_core::Request, width: u32, height: u32) -> u64
     pixpress_core::pipeline::quality::scoring_memory_bytes(width, height).div_ceil(1024 * 1024)
 }
 
+/// Optimises and hosts every output, then writes them to the stores the request named.
 async fn optimize_and_host(
     state: &AppState,
     key_id: &str,
     input: Bytes,
     options: ParsedOptions,
+) -> Result<Answer, ApiError> {
+    let stores = options.stores.clone();
+    let mut exports = Vec::new();
+    let answer = optimize_and_host_outputs(state, key_id, input, options, &mut exports).await?;
+    export_outputs(state, &stores, answer, exports).await
+}
+
+/// Writes the hosted outputs to the user's stores and fills `stored`. When a store refuses, the
+/// answer is 502 `export_failed`, whose details still carry the hosted answer (URLs and the
+/// writes that succeeded), so nothing that was produced is lost.
+async fn export_outputs(
+    state: &AppState,
+    stores: &Stores,
+    mut answer: Answer,
+    items: Vec<ExportItem>,
+) -> Result<Answer, ApiError> {
+    if stores.is_empty() {
+        return Ok(answer);
+    }
+    let mut written = Vec::new();
+    let outcome = state.exporter.export(stores, &items, &mut written).await;
+    let responses: Vec<&mut OptimizeResponse> = match &mut answer {
+        Answer::One(one) => vec![one],
+        Answer::Many(many) => many.results.iter_mut().collect(),
+    };
+    for (response, entries) in responses.into_iter().zip(written) {
+        response.stored = entries;
+    }
+    match outcome {
+        Ok(()) => Ok(answer),
+        Err(e) => {
+            let mut error = ApiError::from(e);
+            if let Some(details) = error.details.as_mut() {
+                details["hosted"] = serde_json::to_value(&answer)
+                    .map_err(|e| ApiError::internal("describing the result", e))?;
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn optimize_and_host_outputs(
+    state: &AppState,
+    key_id: &str,
+    input: Bytes,
+    options: ParsedOptions,
+    exports: &mut Vec<ExportItem>,
 ) -> Result<Answer, ApiError> {
     let original_size = input.len() as u64;
     let request = options.request.clone();
@@ -403,7 +459,16 @@ async fn optimize_and_host(
             })
             .await??;
         return Ok(Answer::One(
-            host(state, key_id, original_size, output, None, options.warnings).await?,
+            host(
+                state,
+                key_id,
+                original_size,
+                output,
+                None,
+                options.warnings,
+                exports,
+            )
+            .await?,
         ));
     };
     let specs = resize.specs();
@@ -420,7 +485,16 @@ async fn optimize_and_host(
             .next()
             .ok_or_else(|| ApiError::internal("resize", "no output"))?;
         return Ok(Answer::One(
-            host(state, key_id, original_size, output, None, warnings).await?,
+            host(
+                state,
+                key_id,
+                original_size,
+                output,
+                None,
+                warnings,
+                exports,
+            )
+            .await?,
         ));
     }
     let mut results = Vec::with_capacity(outputs.len());
@@ -433,6 +507,7 @@ async fn optimize_and_host(
                 output,
                 entry.id,
                 entry.warnings,
+                exports,
             )
             .await?,
         );
@@ -454,18 +529,28 @@ async fn host(
     output: Output,
     id: Option<String>,
     warnings: Vec<Warning>,
+    exports: &mut Vec<ExportItem>,
 ) -> Result<OptimizeResponse, ApiError> {
+    let bytes = Bytes::copy_from_slice(&output.bytes);
     let stored = state
         .results
         .put(
             &state.db,
             key_id,
-            &output.bytes,
+            bytes.clone(),
             output.format.extension(),
             output.format.mime(),
         )
         .await
         .map_err(|e| ApiError::internal("storing the result", e))?;
+    exports.push(ExportItem {
+        bytes,
+        ext: output.format.extension(),
+        content_type: output.format.mime(),
+        width: output.width,
+        height: output.height,
+        id: id.clone().unwrap_or_else(|| stored.id.clone()),
+    });
     let url = format!(
         "{}/v1/images/{}.{}",
         state.public_url, stored.id, stored.ext
@@ -534,6 +619,9 @@ pub async fn hosted_image(
         .map_err(|e| ApiError::internal("result lookup", e))?
         .ok_or_else(not_found)?;
     let remaining_secs = ((result.expires_at_ms - crate::db::now_unix_ms()) / 1000).max(0);
+    if state.results.store().redirects() {
+        return presigned_redirect(&state, &result, remaining_secs).await;
+    }
     let cache_control = format!("public, max-age={remaining_secs}, immutable");
     let etag = HeaderValue::from_str(&result.etag).map_err(|e| ApiError::internal("etag", e))?;
     if headers
@@ -542,13 +630,12 @@ pub async fn hosted_image(
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let bytes = state.results.read(&result).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            not_found()
-        } else {
-            ApiError::internal("reading a result", e)
-        }
-    })?;
+    // Streamed from the store; a row whose object is gone (swept by another instance) is a 404.
+    let body = match state.results.store().stream(&result.object_name()).await {
+        Ok(stream) => axum::body::Body::from_stream(stream),
+        Err(StorageError::NotFound) => return Err(not_found()),
+        Err(e) => return Err(ApiError::internal("reading a result", e)),
+    };
     let content_type = HeaderValue::from_str(&result.content_type)
         .map_err(|e| ApiError::internal("content type", e))?;
     let cache_control = HeaderValue::from_str(&cache_control)
@@ -558,8 +645,34 @@ pub async fn hosted_image(
             (header::CONTENT_TYPE, content_type),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache_control),
+            (header::CONTENT_LENGTH, HeaderValue::from(result.size)),
         ],
-        bytes,
+        body,
+    )
+        .into_response())
+}
+
+/// `--storage-redirect`: a 307 to a URL presigned for the result's remaining lifetime (at most
+/// 7 days, S3's limit), so the bytes go from the store to the client directly.
+async fn presigned_redirect(
+    state: &AppState,
+    result: &crate::results::StoredResult,
+    remaining_secs: i64,
+) -> Result<Response, ApiError> {
+    let ttl = std::time::Duration::from_secs(remaining_secs.clamp(1, 7 * 24 * 3600) as u64);
+    let url = state
+        .results
+        .store()
+        .presigned_url(&result.object_name(), ttl)
+        .await
+        .map_err(|e| ApiError::internal("presigning a result", e))?;
+    let location = HeaderValue::from_str(&url).map_err(|e| ApiError::internal("location", e))?;
+    Ok((
+        StatusCode::TEMPORARY_REDIRECT,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
     )
         .into_response())
 }
@@ -579,6 +692,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
                 format!("database not reachable: {e}"),
             )
         })?;
+    state.results.store().check().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::OVERLOADED,
+            format!("result storage not reachable: {e}"),
+        )
+    })?;
     Ok("ready")
 }
 
