@@ -1,7 +1,8 @@
 //! The pixpress side of `bench/compare.py`: compresses a file exactly as the API would, or
 //! scores one image against another with the SSIMULACRA2 the API reports.
 //!
-//! `benchtool compress IN OUT [--lossy] [--quality Q] [--format F]` prints `quality score ms`.
+//! `benchtool compress IN OUT [--lossy] [--quality Q] [--target T] [--format F]` prints
+//! `quality score ms format`.
 //! `benchtool score SOURCE DISTORTED` prints the SSIMULACRA2 score.
 
 use std::time::Instant;
@@ -29,6 +30,7 @@ fn compress(input_path: &str, output_path: &str, flags: &[String]) {
         match flag.as_str() {
             "--lossy" => request.lossy = true,
             "--quality" => request.quality = flags.next().and_then(|q| q.parse().ok()),
+            "--target" => request.quality_target = flags.next().and_then(|t| t.parse().ok()),
             "--format" => {
                 request.format = match flags.next().map(String::as_str) {
                     Some("jpeg") => OutputFormat::Jpeg,
