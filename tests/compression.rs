@@ -82,6 +82,8 @@ async fn auto_quality_reaches_the_target_on_the_whole_photo_and_says_so() {
         ("photo_storm.jpg", 80.0),
         ("png_coffee_photo.png", 80.0),
         ("photo_blinds.jpg", 70.0),
+        // 3 MP with alpha: the palette search runs on the sample, then is checked whole.
+        ("png_emerald_logo_rgba.png", 80.0),
     ] {
         let input = corpus(name);
         let options = if target == 80.0 {

@@ -210,32 +210,32 @@ fn png_lossy(
         });
     }
     let trial = |img: &DynamicImage, q: u8| png::quantize_raw(&img.to_rgba8(), q);
-    let found = quality::search(image, request.target(), PALETTE_RANGE, &trial)?;
-    match found {
-        Some(Found {
-            quality: q,
-            score,
-            reached: true,
-            ..
-        }) => match png::quantize(&rgba, q, icc)? {
-            Some(bytes) => Ok(Encoded {
+    let target = request.target();
+    let settled = match quality::search(image, target, PALETTE_RANGE, &trial)? {
+        Some(found) if found.reached && found.whole_image_bytes.is_some() => {
+            Some((found.quality, found.score))
+        }
+        // Searched on the sample: check (and raise) on the whole image before trusting it.
+        Some(found) if found.reached => {
+            quality::finish_on_whole_image(image, &found, target, *PALETTE_RANGE.end(), &trial)?
+                .map(|(_, q, score)| (q, score))
+        }
+        _ => None,
+    };
+    if let Some((q, score)) = settled.filter(|&(_, score)| score >= target) {
+        if let Some(bytes) = png::quantize(&rgba, q, icc)? {
+            return Ok(Encoded {
                 ssimulacra2: Some(round_score(score)),
                 ..fixed(bytes, ImageFormat::Png, q)
-            }),
-            None => Ok(plain(png::encode_lossless(image, icc)?, ImageFormat::Png)),
-        },
-        _ => {
-            let mut encoded = plain(png::encode_lossless(image, icc)?, ImageFormat::Png);
-            encoded.warnings.push(Warning::new(
-                warning::PALETTE_BELOW_TARGET,
-                format!(
-                    "256 colours cannot reach SSIMULACRA2 {}; the PNG was written losslessly",
-                    request.target()
-                ),
-            ));
-            Ok(encoded)
+            });
         }
     }
+    let mut encoded = plain(png::encode_lossless(image, icc)?, ImageFormat::Png);
+    encoded.warnings.push(Warning::new(
+        warning::PALETTE_BELOW_TARGET,
+        format!("256 colours cannot reach SSIMULACRA2 {target}; the PNG was written losslessly"),
+    ));
+    Ok(encoded)
 }
 
 fn target_not_reached(format: ImageFormat, found: &Found, target: f64) -> Warning {
