@@ -55,13 +55,28 @@ pub struct Decoded {
     pub xmp: Option<Vec<u8>>,
 }
 
-/// Decodes to pixels with EXIF orientation applied.
-pub fn decode_oriented(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Decoded, CoreError> {
+/// Decodes to pixels with EXIF orientation applied. EXIF and XMP are read only when `keep`
+/// asks for them (for JPEG each is a second pass over the headers); the ICC profile always is,
+/// since colours depend on it.
+pub fn decode_oriented(
+    input: &[u8],
+    probe: &Probe,
+    limits: &Limits,
+    keep: Metadata,
+) -> Result<Decoded, CoreError> {
     let reader = probe::image_reader(input, probe.format, limits);
     let mut decoder = reader.into_decoder().map_err(probe::map_image_error)?;
     let icc = decoder.icc_profile().ok().flatten();
-    let exif = decoder.exif_metadata().ok().flatten();
-    let xmp = decoder.xmp_metadata().ok().flatten();
+    let exif = if keep.exif {
+        decoder.exif_metadata().ok().flatten()
+    } else {
+        None
+    };
+    let xmp = if keep.xmp {
+        decoder.xmp_metadata().ok().flatten()
+    } else {
+        None
+    };
     let mut image = DynamicImage::from_decoder(decoder).map_err(probe::map_image_error)?;
     image.apply_orientation(probe.orientation);
     Ok(Decoded {
@@ -127,7 +142,7 @@ fn gif_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Output, 
 }
 
 fn webp_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Output, CoreError> {
-    let decoded = decode_oriented(input, probe, limits)?;
+    let decoded = decode_oriented(input, probe, limits, Metadata::default())?;
     // A failed round trip hands back the input, which the caller then returns unchanged.
     let bytes = webp::encode_lossless_verified(&decoded.image)?.unwrap_or_else(|| input.to_vec());
     Ok(same_size(probe, bytes, Vec::new()))

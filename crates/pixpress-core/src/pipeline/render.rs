@@ -33,7 +33,7 @@ pub fn run(
     if probe.is_animated() && animation::target_animates(request, probe.format) {
         return run_animated(input, probe, request, &plans, limits);
     }
-    let decoded = decode_oriented(input, probe, limits)?;
+    let decoded = decode_oriented(input, probe, limits, request.metadata)?;
     let mut shared_warnings: Vec<Warning> = orientation_warning(probe).into_iter().collect();
     if probe.is_animated() {
         shared_warnings.push(Warning::new(
