@@ -131,17 +131,11 @@ pub fn encode(
             _ => &ImageFormat::Webp,
         }),
     };
-    let mut best: Option<Encoded> = None;
-    for &format in candidates {
-        let encoded = encode_as(frames, loops, format, request)?;
-        if best
-            .as_ref()
-            .is_none_or(|b| encoded.bytes.len() < b.bytes.len())
-        {
-            best = Some(encoded);
-        }
-    }
-    best.ok_or_else(|| CoreError::Encode("no animated format".into()))
+    output::smallest(
+        candidates,
+        |format| encode_as(frames, loops, format, request),
+        |e| e.bytes.len(),
+    )
 }
 
 fn encode_as(

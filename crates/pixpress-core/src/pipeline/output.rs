@@ -76,13 +76,23 @@ fn encode_auto(
         (true, false) => &[ImageFormat::Jpeg, ImageFormat::Webp],
         (true, true) => &[ImageFormat::Webp, ImageFormat::Png],
     };
-    let mut best: Option<Encoded> = None;
+    smallest(
+        candidates,
+        |format| encode_as(image, format, request, carried),
+        |e| e.bytes.len(),
+    )
+}
+
+/// Encodes each candidate format and keeps the smallest result (the first on a tie).
+pub fn smallest<T>(
+    candidates: &[ImageFormat],
+    mut encode: impl FnMut(ImageFormat) -> Result<T, CoreError>,
+    size: impl Fn(&T) -> usize,
+) -> Result<T, CoreError> {
+    let mut best: Option<T> = None;
     for &format in candidates {
-        let encoded = encode_as(image, format, request, carried)?;
-        if best
-            .as_ref()
-            .is_none_or(|b| encoded.bytes.len() < b.bytes.len())
-        {
+        let encoded = encode(format)?;
+        if best.as_ref().is_none_or(|b| size(&encoded) < size(b)) {
             best = Some(encoded);
         }
     }
