@@ -268,9 +268,9 @@ async fn client_mistakes_get_the_right_status_and_a_json_error() {
             "invalid_field",
         ),
         (
-            json!({"api_key": key, "url": img, "format": "avif"}),
+            json!({"api_key": key, "url": img, "format": "tiff"}),
             400,
-            "not_supported_yet",
+            "invalid_field",
         ),
         (
             json!({"api_key": key, "url": "ftp://example.com/a.jpg"}),

@@ -25,8 +25,7 @@ async fn optimise(server: &Server, file: &[u8], name: &str, options: Value) -> (
 }
 
 fn ssimulacra2(source: &[u8], output: &[u8]) -> f64 {
-    let source = image::load_from_memory(source).expect("source decodes");
-    let output = image::load_from_memory(output).expect("output decodes");
+    let (source, output) = (decode(source), decode(output));
     Reference::new(&source)
         .expect("big enough")
         .score(&output)
@@ -227,6 +226,91 @@ async fn conversions_round_trip_with_pixels_and_alpha_checked() {
 }
 
 #[tokio::test]
+async fn avif_is_read_and_written_with_scores_alpha_and_sizes_checked() {
+    let server = Server::start(&[]);
+    // AVIF with alpha → PNG: exactly the decoded AVIF, transparency included.
+    let alpha = corpus("edge/avif_alpha.avif");
+    let (body, png) = optimise(&server, &alpha, "a.avif", json!({"format": "png"})).await;
+    assert_eq!(body["format"], "png");
+    let out = decode_rgba(&png);
+    assert_eq!(out.dimensions(), (64, 64));
+    assert_eq!(out, decode_rgba(&alpha));
+    assert!(out.pixels().any(|p| p[3] == 0) && out.pixels().any(|p| p[3] == 255));
+
+    // Photo → lossy AVIF at the automatic quality: the hosted file is AVIF and scores what the
+    // answer says, at or above the target.
+    let photo = corpus("png_coffee_photo.png");
+    let (body, avif) = optimise(
+        &server,
+        &photo,
+        "c.png",
+        json!({"format": "avif", "lossy": true}),
+    )
+    .await;
+    assert_eq!(body["format"], "avif");
+    assert_eq!(&avif[4..12], b"ftypavif");
+    assert_eq!(decode(&avif).dimensions(), (600, 400));
+    let reported = body["ssimulacra2"].as_f64().expect("score reported");
+    let measured = ssimulacra2(&photo, &avif);
+    assert!(measured >= 80.0, "measured {measured}: {body}");
+    assert!((measured - reported).abs() < 0.5, "{measured} vs {body}");
+    assert!(avif.len() * 4 < photo.len(), "{body}");
+
+    // Transparent image → lossy AVIF keeps transparency where it was.
+    // (From the PNG written above, so the conversion forces a new encode.)
+    let (body, avif) = optimise(
+        &server,
+        &png,
+        "a.png",
+        json!({"format": "avif", "lossy": true}),
+    )
+    .await;
+    assert_eq!(body["format"], "avif");
+    assert!(body["ssimulacra2"].as_f64().unwrap() >= 80.0, "{body}");
+    let (src, out) = (decode_rgba(&png), decode_rgba(&avif));
+    assert_eq!(src.dimensions(), out.dimensions());
+    let transparent = src.pixels().zip(out.pixels()).filter(|(s, _)| s[3] == 0);
+    assert!(transparent.clone().count() > 0);
+    let leaks: Vec<u8> = transparent
+        .clone()
+        .map(|(_, o)| o[3])
+        .filter(|&a| a >= 16)
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "transparent stays transparent: {} of {} leak, {leaks:?}",
+        leaks.len(),
+        transparent.count()
+    );
+
+    // AVIF input resized to JPEG; and AVIF kept as AVIF without `lossy` comes back unchanged.
+    let hopper = corpus("edge/avif.avif");
+    let (body, jpeg) = optimise(
+        &server,
+        &hopper,
+        "h.avif",
+        json!({"resize": {"strategy": "exact", "width": 64, "height": 32}, "format": "jpeg"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            body["original_width"].as_u64(),
+            body["final_width"].as_u64()
+        ),
+        (Some(128), Some(64))
+    );
+    assert_eq!(decode(&jpeg).dimensions(), (64, 32));
+    let (body, same) = optimise(&server, &hopper, "h.avif", json!({})).await;
+    assert_eq!(same, hopper);
+    assert!(
+        body["warnings"]
+            .to_string()
+            .contains("lossless_not_available"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn auto_format_picks_a_smaller_lossy_format_for_photos_and_keeps_alpha_for_logos() {
     let server = Server::start(&[]);
     let photo = corpus("png_coffee_photo.png");
@@ -238,31 +322,27 @@ async fn auto_format_picks_a_smaller_lossy_format_for_photos_and_keeps_alpha_for
     )
     .await;
     let format = body["format"].as_str().unwrap().to_string();
-    assert!(format == "jpeg" || format == "webp", "{body}");
+    assert!(
+        ["jpeg", "webp", "avif"].contains(&format.as_str()),
+        "{body}"
+    );
     assert!(bytes.len() < photo.len() / 3, "{body}");
     assert!(ssimulacra2(&photo, &bytes) >= 80.0);
-    let (webp_body, _) = optimise(
-        &server,
-        &photo,
-        "c.png",
-        json!({"format": "webp", "lossy": true}),
-    )
-    .await;
-    let (jpeg_body, _) = optimise(
-        &server,
-        &photo,
-        "c.png",
-        json!({"format": "jpeg", "lossy": true}),
-    )
-    .await;
-    let smallest = webp_body["final_size"]
-        .as_u64()
-        .unwrap()
-        .min(jpeg_body["final_size"].as_u64().unwrap());
+    let mut sizes = Vec::new();
+    for candidate in ["jpeg", "webp", "avif"] {
+        let (single, _) = optimise(
+            &server,
+            &photo,
+            "c.png",
+            json!({"format": candidate, "lossy": true}),
+        )
+        .await;
+        sizes.push(single["final_size"].as_u64().unwrap());
+    }
     assert_eq!(
         body["final_size"].as_u64().unwrap(),
-        smallest,
-        "auto is the smaller of the two"
+        *sizes.iter().min().unwrap(),
+        "auto is the smallest of {sizes:?} (jpeg, webp, avif)"
     );
 
     let logo = corpus("png_emerald_logo_rgba.png");
@@ -274,7 +354,7 @@ async fn auto_format_picks_a_smaller_lossy_format_for_photos_and_keeps_alpha_for
     )
     .await;
     assert!(
-        body["format"] == "webp" || body["format"] == "png",
+        ["webp", "avif", "png"].contains(&body["format"].as_str().unwrap()),
         "{body}"
     );
     let out = decode_rgba(&bytes);
@@ -437,6 +517,126 @@ async fn metadata_is_stripped_by_default_kept_on_request_and_orientation_reset()
     );
 }
 
+/// `source` with its own EXIF blocks removed and one APP1 EXIF block put in their place holding
+/// a camera make, copyright, artist and GPS position.
+fn with_rich_exif(source: &[u8]) -> Vec<u8> {
+    use exif::{Field, In, Tag, Value};
+    let ascii = |tag, text: &str| Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value: Value::Ascii(vec![text.as_bytes().to_vec()]),
+    };
+    let fields = [
+        ascii(Tag::Make, "PixCam"),
+        ascii(Tag::Copyright, "(c) Ada Lovelace"),
+        ascii(Tag::Artist, "Ada Lovelace"),
+        ascii(Tag::GPSLatitudeRef, "N"),
+        Field {
+            tag: Tag::GPSLatitude,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational(vec![(48, 1).into(), (51, 1).into(), (24, 1).into()]),
+        },
+    ];
+    let mut writer = exif::experimental::Writer::new();
+    for field in &fields {
+        writer.push_field(field);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).unwrap();
+    let payload = [b"Exif\0\0".as_slice(), tiff.get_ref()].concat();
+    let mut out = source[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    // Copy the header segments except existing EXIF, then everything from the scan on.
+    let mut at = 2;
+    while at + 4 <= source.len() && source[at] == 0xFF && source[at + 1] != 0xDA {
+        let length = u16::from_be_bytes([source[at + 2], source[at + 3]]) as usize;
+        let segment = &source[at..at + 2 + length];
+        if !(segment[1] == 0xE1 && segment[4..].starts_with(b"Exif\0\0")) {
+            out.extend_from_slice(segment);
+        }
+        at += 2 + length;
+    }
+    out.extend_from_slice(&source[at..]);
+    out
+}
+
+fn exif_tags(jpeg: &[u8]) -> Vec<exif::Tag> {
+    match exif::Reader::new().read_from_container(&mut std::io::Cursor::new(jpeg)) {
+        Ok(parsed) => parsed.fields().map(|f| f.tag).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn metadata_copyright_and_geotag_keep_only_those_exif_tags() {
+    use exif::Tag;
+    let server = Server::start(&[]);
+    let photo = with_rich_exif(&corpus("photo_garden.jpg"));
+    assert!(exif_tags(&photo).contains(&Tag::Make));
+
+    // Lossless re-coding: the block is rewritten with Copyright and Artist only.
+    let (_, bytes) = optimise(&server, &photo, "g.jpg", json!({"metadata": ["copyright"]})).await;
+    let tags = exif_tags(&bytes);
+    assert!(
+        tags.contains(&Tag::Copyright) && tags.contains(&Tag::Artist),
+        "{tags:?}"
+    );
+    assert!(
+        !tags.contains(&Tag::Make) && !tags.contains(&Tag::GPSLatitude),
+        "{tags:?}"
+    );
+    assert_eq!(decode_rgba(&bytes), decode_rgba(&photo), "still lossless");
+
+    // New pixels (lossy): GPS only.
+    let (_, bytes) = optimise(
+        &server,
+        &photo,
+        "g.jpg",
+        json!({"metadata": ["geotag"], "lossy": true, "quality": 70}),
+    )
+    .await;
+    let tags = exif_tags(&bytes);
+    assert!(
+        tags.contains(&Tag::GPSLatitude) && tags.contains(&Tag::GPSLatitudeRef),
+        "{tags:?}"
+    );
+    assert!(
+        !tags.contains(&Tag::Copyright) && !tags.contains(&Tag::Make),
+        "{tags:?}"
+    );
+
+    // Both, and the default still strips everything.
+    let (_, bytes) = optimise(
+        &server,
+        &photo,
+        "g.jpg",
+        json!({"metadata": ["copyright", "geotag"]}),
+    )
+    .await;
+    let tags = exif_tags(&bytes);
+    assert!(
+        tags.contains(&Tag::Copyright) && tags.contains(&Tag::GPSLatitude),
+        "{tags:?}"
+    );
+    let (_, bytes) = optimise(&server, &photo, "g.jpg", json!({})).await;
+    assert!(exif_tags(&bytes).is_empty());
+
+    // A format that carries no EXIF here says so.
+    let (body, _) = optimise(
+        &server,
+        &photo,
+        "g.jpg",
+        json!({"metadata": ["copyright"], "format": "webp", "lossy": true, "quality": 70}),
+    )
+    .await;
+    assert!(
+        body["warnings"].to_string().contains("metadata_not_kept"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn colour_profiles_are_converted_to_srgb_unless_kept() {
     let server = Server::start(&[]);
@@ -488,7 +688,6 @@ async fn bad_compression_options_are_400s_naming_the_field() {
     let input = corpus("png_page_gray.png");
     for (options, field, code) in [
         (json!({"format": "bmp"}), "format", "invalid_field"),
-        (json!({"format": "avif"}), "format", "not_supported_yet"),
         (
             json!({"quality_target": 120}),
             "quality_target",
@@ -505,11 +704,7 @@ async fn bad_compression_options_are_400s_naming_the_field() {
             "invalid_field",
         ),
         (json!({"metadata": 3}), "metadata", "invalid_field"),
-        (
-            json!({"metadata": ["geotag"]}),
-            "metadata",
-            "not_supported_yet",
-        ),
+        (json!({"dry_run": true}), "dry_run", "not_supported_yet"),
         (json!({"background": "nope"}), "background", "invalid_field"),
         (
             json!({"background": "transparent"}),

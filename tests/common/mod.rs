@@ -270,10 +270,16 @@ pub async fn fetch_hosted(url: &str, content_type: &str) -> Vec<u8> {
     r.bytes().await.expect("bytes").to_vec()
 }
 
+/// Decodes any format pixpress writes or reads (AVIF through the same libaom decoder the server
+/// uses, everything else through `image`).
+pub fn decode(bytes: &[u8]) -> image::DynamicImage {
+    pixpress_core::pipeline::encode::avif::decode_any(bytes).expect("decodes")
+}
+
 pub fn decode_rgba(bytes: &[u8]) -> image::RgbaImage {
-    image::load_from_memory(bytes).expect("decodes").to_rgba8()
+    decode(bytes).to_rgba8()
 }
 
 pub fn decode_rgba16(bytes: &[u8]) -> image::ImageBuffer<image::Rgba<u16>, Vec<u16>> {
-    image::load_from_memory(bytes).expect("decodes").to_rgba16()
+    decode(bytes).to_rgba16()
 }

@@ -10,6 +10,7 @@ pub enum ImageFormat {
     Png,
     Gif,
     Webp,
+    Avif,
 }
 
 impl ImageFormat {
@@ -19,6 +20,7 @@ impl ImageFormat {
             ImageFormat::Png => "png",
             ImageFormat::Gif => "gif",
             ImageFormat::Webp => "webp",
+            ImageFormat::Avif => "avif",
         }
     }
 
@@ -28,6 +30,7 @@ impl ImageFormat {
             ImageFormat::Png => "image/png",
             ImageFormat::Gif => "image/gif",
             ImageFormat::Webp => "image/webp",
+            ImageFormat::Avif => "image/avif",
         }
     }
 
@@ -37,6 +40,7 @@ impl ImageFormat {
             ImageFormat::Png => "png",
             ImageFormat::Gif => "gif",
             ImageFormat::Webp => "webp",
+            ImageFormat::Avif => "avif",
         }
     }
 
@@ -46,6 +50,7 @@ impl ImageFormat {
             "png" => Some(ImageFormat::Png),
             "gif" => Some(ImageFormat::Gif),
             "webp" => Some(ImageFormat::Webp),
+            "avif" => Some(ImageFormat::Avif),
             _ => None,
         }
     }
@@ -77,6 +82,9 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         return Sniffed::Supported(ImageFormat::Webp);
     }
+    if is_avif(bytes) {
+        return Sniffed::Supported(ImageFormat::Avif);
+    }
     sniff_unsupported(bytes)
 }
 
@@ -84,7 +92,6 @@ fn sniff_unsupported(bytes: &[u8]) -> Sniffed {
     if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
         let brand = &bytes[8..12];
         return match brand {
-            b"avif" | b"avis" => Sniffed::Unsupported("AVIF"),
             b"heic" | b"heix" | b"hevc" | b"hevx" | b"mif1" | b"msf1" | b"heim" | b"heis" => {
                 Sniffed::Unsupported("HEIF/HEIC")
             }
@@ -106,6 +113,25 @@ fn sniff_unsupported(bytes: &[u8]) -> Sniffed {
     Sniffed::Unknown
 }
 
+/// An ISO-BMFF file whose major or compatible brand is AVIF (still `avif` or sequence `avis`).
+fn is_avif(bytes: &[u8]) -> bool {
+    bytes.len() >= 12
+        && &bytes[4..8] == b"ftyp"
+        && (is_avif_brand(&bytes[8..12]) || compatible_brands(bytes).any(is_avif_brand))
+}
+
+fn is_avif_brand(brand: &[u8]) -> bool {
+    brand == b"avif" || brand == b"avis"
+}
+
+/// The compatible-brand list of an ISO-BMFF `ftyp` box (a HEIF file may carry `mif1` as its
+/// major brand and say `avif` only here).
+fn compatible_brands(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let box_len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    let end = box_len.min(bytes.len()).min(256);
+    bytes.get(16..end).unwrap_or(&[]).chunks_exact(4)
+}
+
 fn looks_like_svg(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(1024)];
     let text = String::from_utf8_lossy(head).to_ascii_lowercase();
@@ -121,7 +147,7 @@ pub fn describe_unknown(bytes: &[u8]) -> String {
     if printable {
         "plain text, not an image".to_string()
     } else {
-        "unrecognised binary data, not a JPEG, PNG, GIF or WebP image".to_string()
+        "unrecognised binary data, not a JPEG, PNG, GIF, WebP or AVIF image".to_string()
     }
 }
 
@@ -147,6 +173,10 @@ mod tests {
         assert_eq!(
             sniff(b"\0\0\0\x18ftypheic"),
             Sniffed::Unsupported("HEIF/HEIC")
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x1cftypavif"),
+            Sniffed::Supported(ImageFormat::Avif)
         );
         assert_eq!(sniff(b"BM...."), Sniffed::Unsupported("BMP"));
         assert_eq!(sniff(b""), Sniffed::Empty);

@@ -281,7 +281,7 @@ fn optional_quality_target(object: &Map<String, Value>) -> Result<Option<f64>, A
     }
 }
 
-const FORMATS: &str = "jpeg, png, webp, gif or auto";
+const FORMATS: &str = "jpeg, png, webp, avif, gif or auto";
 
 fn optional_format(object: &Map<String, Value>) -> Result<OutputFormat, ApiError> {
     let value = match object.get("format") {
@@ -305,19 +305,13 @@ fn optional_format(object: &Map<String, Value>) -> Result<OutputFormat, ApiError
         "webp" => Ok(OutputFormat::Webp),
         "gif" => Ok(OutputFormat::Gif),
         "auto" => Ok(OutputFormat::Auto),
-        "avif" => Err(ApiError::field(
-            code::NOT_SUPPORTED_YET,
-            "format",
-            format!(
-                "format: AVIF output is not supported yet by this server (no AVIF decoder is \
-                 built in to score it); choose {FORMATS}"
-            ),
-        )),
+        "avif" => Ok(OutputFormat::Avif),
         _ => Err(invalid()),
     }
 }
 
-const METADATA_FORMS: &str = "\"strip\", \"keep\", or a list of \"exif\", \"icc\", \"xmp\"";
+const METADATA_FORMS: &str =
+    "\"strip\", \"keep\", or a list of \"exif\", \"icc\", \"xmp\", \"copyright\", \"geotag\"";
 
 fn optional_metadata(object: &Map<String, Value>) -> Result<Metadata, ApiError> {
     let value = match object.get("metadata") {
@@ -331,6 +325,8 @@ fn optional_metadata(object: &Map<String, Value>) -> Result<Metadata, ApiError> 
             exif: true,
             icc: true,
             xmp: true,
+            copyright: true,
+            geotag: true,
         }),
         Value::Array(items) => {
             let mut kept = Metadata::default();
@@ -339,16 +335,8 @@ fn optional_metadata(object: &Map<String, Value>) -> Result<Metadata, ApiError> 
                     Some("exif") => kept.exif = true,
                     Some("icc") => kept.icc = true,
                     Some("xmp") => kept.xmp = true,
-                    Some(part @ ("copyright" | "geotag")) => {
-                        return Err(ApiError::field(
-                            code::NOT_SUPPORTED_YET,
-                            "metadata",
-                            format!(
-                                "metadata: keeping only the {part} part of EXIF is not supported \
-                                 yet; keep \"exif\" whole or leave it out"
-                            ),
-                        ))
-                    }
+                    Some("copyright") => kept.copyright = true,
+                    Some("geotag") => kept.geotag = true,
                     _ => {
                         return Err(invalid(format!(
                             "Expected {METADATA_FORMS} for metadata but the list holds {}",
@@ -438,7 +426,7 @@ mod tests {
     #[test]
     fn unbuilt_features_are_refused_and_unknown_fields_warned() {
         assert_eq!(
-            err(json!({"url": "http://x", "format": "avif"})).code,
+            err(json!({"url": "http://x", "dry_run": true})).code,
             code::NOT_SUPPORTED_YET
         );
         assert_eq!(

@@ -35,7 +35,7 @@ pub fn target_animates(request: &Request, input: ImageFormat) -> bool {
     match request.format {
         OutputFormat::Same => matches!(input, ImageFormat::Gif | ImageFormat::Webp),
         OutputFormat::Gif | OutputFormat::Webp | OutputFormat::Auto => true,
-        OutputFormat::Jpeg | OutputFormat::Png => false,
+        OutputFormat::Jpeg | OutputFormat::Png | OutputFormat::Avif => false,
     }
 }
 

@@ -41,6 +41,7 @@ pub enum OutputFormat {
     Png,
     Webp,
     Gif,
+    Avif,
     /// The smallest suitable format at the same perceptual target.
     Auto,
 }
@@ -52,6 +53,22 @@ pub struct Metadata {
     /// Keep the embedded colour profile instead of converting the pixels to sRGB.
     pub icc: bool,
     pub xmp: bool,
+    /// Keep only EXIF's Copyright and Artist tags (when `exif` is not kept whole).
+    pub copyright: bool,
+    /// Keep only EXIF's GPS tags (when `exif` is not kept whole).
+    pub geotag: bool,
+}
+
+impl Metadata {
+    /// Some part of the EXIF block is to be kept.
+    pub fn wants_exif(&self) -> bool {
+        self.exif || self.copyright || self.geotag
+    }
+
+    /// Only chosen EXIF tags are kept: the block must be rewritten, not copied.
+    pub fn exif_subset(&self) -> bool {
+        !self.exif && (self.copyright || self.geotag)
+    }
 }
 
 /// What the caller asked for, already validated at the edge.

@@ -6,7 +6,8 @@
 
 use image::{DynamicImage, Rgba as ImageRgba, RgbaImage};
 
-use super::encode::{gif as gif_codec, jpeg, png, webp};
+use super::encode::jpeg::{self, Chroma};
+use super::encode::{avif, gif as gif_codec, png, webp};
 use super::quality::{self, Found};
 use super::{OutputFormat, Request};
 use crate::warning::{self, Warning};
@@ -14,10 +15,13 @@ use crate::{CoreError, ImageFormat};
 
 /// JPEG quality when something forces a re-encode but `lossy` is false (SPEC §5: ≥ 90).
 pub const LOSSLESS_JPEG_QUALITY: u8 = 92;
+/// AVIF quality when `lossy` is false but the request asks for AVIF: ravif has no lossless mode.
+pub const LOSSLESS_AVIF_QUALITY: u8 = 92;
 /// Lossy quality when the image is too small to score (under 8×8).
 pub const FALLBACK_QUALITY: u8 = 80;
 const JPEG_RANGE: std::ops::RangeInclusive<u8> = 30..=95;
 const WEBP_RANGE: std::ops::RangeInclusive<u8> = 30..=95;
+const AVIF_RANGE: std::ops::RangeInclusive<u8> = 30..=95;
 const PALETTE_RANGE: std::ops::RangeInclusive<u8> = 0..=100;
 
 /// Metadata that travels with the pixels to the encoder (already filtered by the policy).
@@ -46,6 +50,7 @@ pub fn resolve(target: OutputFormat, input: ImageFormat) -> Option<ImageFormat> 
         OutputFormat::Png => Some(ImageFormat::Png),
         OutputFormat::Webp => Some(ImageFormat::Webp),
         OutputFormat::Gif => Some(ImageFormat::Gif),
+        OutputFormat::Avif => Some(ImageFormat::Avif),
         OutputFormat::Auto => None,
     }
 }
@@ -64,7 +69,8 @@ pub fn encode(
 }
 
 /// `auto`: the smallest of the formats that suit the image, each at the same perceptual target.
-/// PNG is only a candidate when the image has alpha (JPEG has none) or the request is lossless.
+/// PNG is only a candidate when the image has alpha (JPEG has none) or the request is lossless;
+/// AVIF only when lossy (it has no lossless mode here).
 fn encode_auto(
     image: &DynamicImage,
     request: &Request,
@@ -73,8 +79,8 @@ fn encode_auto(
     let alpha = has_visible_alpha(image);
     let candidates: &[ImageFormat] = match (request.lossy, alpha) {
         (false, _) => &[ImageFormat::Png, ImageFormat::Webp],
-        (true, false) => &[ImageFormat::Jpeg, ImageFormat::Webp],
-        (true, true) => &[ImageFormat::Webp, ImageFormat::Png],
+        (true, false) => &[ImageFormat::Jpeg, ImageFormat::Webp, ImageFormat::Avif],
+        (true, true) => &[ImageFormat::Webp, ImageFormat::Avif, ImageFormat::Png],
     };
     smallest(
         candidates,
@@ -122,11 +128,14 @@ pub fn encode_as(
     let mut encoded = match (format, request.lossy) {
         (ImageFormat::Jpeg, false) => {
             let q = LOSSLESS_JPEG_QUALITY.max(request.quality.unwrap_or(0));
-            fixed(jpeg::encode(image, q, carried)?, format, q)
+            let chroma = if looks_like_screen_content(image) {
+                Chroma::Full
+            } else {
+                Chroma::Half
+            };
+            fixed(jpeg::encode(image, q, chroma, carried)?, format, q)
         }
-        (ImageFormat::Jpeg, true) => lossy(image, format, request, JPEG_RANGE, &|img, q| {
-            jpeg::encode(img, q, carried).map(Some)
-        })?,
+        (ImageFormat::Jpeg, true) => jpeg_lossy(image, request, carried)?,
         (ImageFormat::Webp, false) => plain(webp::encode_lossless(image)?, format),
         (ImageFormat::Webp, true) => lossy(image, format, request, WEBP_RANGE, &|img, q| {
             webp::encode_lossy(img, q).map(Some)
@@ -135,6 +144,17 @@ pub fn encode_as(
             plain(png::encode_lossless(image, carried.icc.as_deref())?, format)
         }
         (ImageFormat::Png, true) => png_lossy(image, request, carried)?,
+        (ImageFormat::Avif, false) => {
+            let q = LOSSLESS_AVIF_QUALITY.max(request.quality.unwrap_or(0));
+            let bytes = avif::encode_lossy(image, q)?;
+            Encoded {
+                ssimulacra2: quality::score_bytes(image, &bytes).map(round_score),
+                ..fixed(bytes, format, q)
+            }
+        }
+        (ImageFormat::Avif, true) => lossy(image, format, request, AVIF_RANGE, &|img, q| {
+            avif::encode_lossy(img, q).map(Some)
+        })?,
         (ImageFormat::Gif, false) => plain(gif_codec::encode_still(image, 100)?, format),
         (ImageFormat::Gif, true) => lossy(image, format, request, PALETTE_RANGE, &|img, q| {
             gif_codec::encode_still(img, q).map(Some)
@@ -200,6 +220,61 @@ fn lossy(
         ssimulacra2: Some(round_score(score)),
         warnings,
     })
+}
+
+/// JPEG lossy at 4:2:0; for screen content also at 4:4:4, keeping the smaller of the two that
+/// reach the target (4:4:4 often needs a lower quality there, since 4:2:0 smears coloured edges
+/// that SSIMULACRA2 sees).
+fn jpeg_lossy(
+    image: &DynamicImage,
+    request: &Request,
+    carried: &Carried,
+) -> Result<Encoded, CoreError> {
+    let at = |chroma: Chroma| {
+        lossy(image, ImageFormat::Jpeg, request, JPEG_RANGE, &|img, q| {
+            jpeg::encode(img, q, chroma, carried).map(Some)
+        })
+    };
+    let half = at(Chroma::Half)?;
+    if !looks_like_screen_content(image) {
+        return Ok(half);
+    }
+    let full = at(Chroma::Full)?;
+    Ok(better_of(half, full, request.target()))
+}
+
+/// The smaller of two encodings when both reach the target; otherwise the one that scores higher.
+fn better_of(a: Encoded, b: Encoded, target: f64) -> Encoded {
+    let score = |e: &Encoded| e.ssimulacra2.unwrap_or(f64::NEG_INFINITY);
+    match (score(&a) >= target, score(&b) >= target) {
+        (true, true) if b.bytes.len() < a.bytes.len() => b,
+        (true, true) | (true, false) => a,
+        (false, true) => b,
+        (false, false) if score(&b) > score(&a) => b,
+        (false, false) => a,
+    }
+}
+
+/// Screenshots, diagrams and UI: at least half of the horizontally neighbouring pixels are
+/// exactly equal (flat fills), which a photo's sensor noise never gives. Checked on at most
+/// ~64 rows so it costs microseconds.
+pub fn looks_like_screen_content(image: &DynamicImage) -> bool {
+    use image::GenericImageView;
+    let (width, height) = image.dimensions();
+    if width < 2 || height == 0 {
+        return false;
+    }
+    let step = (height / 64).max(1);
+    let (mut equal, mut pairs) = (0u64, 0u64);
+    for y in (0..height).step_by(step as usize) {
+        for x in 1..width {
+            pairs += 1;
+            if image.get_pixel(x, y) == image.get_pixel(x - 1, y) {
+                equal += 1;
+            }
+        }
+    }
+    equal * 2 >= pairs
 }
 
 /// PNG lossy: palette quantisation when it keeps the target, else lossless (SPEC §5).
@@ -286,4 +361,64 @@ pub fn flatten(image: &DynamicImage, background: Option<[u8; 4]>) -> DynamicImag
         image::Rgb([blend(r, br, a), blend(g, bg, a), blend(b, bb, a)])
     });
     DynamicImage::ImageRgb8(rgb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str) -> DynamicImage {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/");
+        let bytes = std::fs::read(format!("{root}{name}")).expect("corpus file");
+        image::load_from_memory(&bytes).expect("decodes")
+    }
+
+    #[test]
+    fn screenshots_are_screen_content_and_photos_are_not() {
+        assert!(looks_like_screen_content(&corpus(
+            "png_plasma_screenshot.png"
+        )));
+        assert!(!looks_like_screen_content(&corpus("photo_storm.jpg")));
+        assert!(!looks_like_screen_content(&corpus("png_coffee_photo.png")));
+    }
+
+    #[test]
+    fn screen_content_jpeg_is_never_larger_than_4_2_0_at_the_same_target() {
+        let shot = corpus("png_plasma_screenshot.png");
+        let request = Request {
+            lossy: true,
+            ..Request::default()
+        };
+        let carried = Carried::default();
+        let chosen = encode_as(&shot, ImageFormat::Jpeg, &request, &carried).unwrap();
+        let half = lossy(&shot, ImageFormat::Jpeg, &request, JPEG_RANGE, &|img, q| {
+            jpeg::encode(img, q, Chroma::Half, &carried).map(Some)
+        })
+        .unwrap();
+        assert!(chosen.ssimulacra2.unwrap() >= 80.0);
+        assert!(chosen.bytes.len() <= half.bytes.len());
+    }
+
+    #[test]
+    fn better_of_prefers_reaching_the_target_then_fewer_bytes() {
+        let make = |len: usize, score: f64| Encoded {
+            bytes: vec![0; len],
+            format: ImageFormat::Jpeg,
+            quality: Some(80),
+            ssimulacra2: Some(score),
+            warnings: Vec::new(),
+        };
+        assert_eq!(
+            better_of(make(10, 81.0), make(5, 82.0), 80.0).bytes.len(),
+            5
+        );
+        assert_eq!(
+            better_of(make(10, 81.0), make(5, 79.0), 80.0).bytes.len(),
+            10
+        );
+        assert_eq!(
+            better_of(make(10, 70.0), make(20, 75.0), 80.0).bytes.len(),
+            20
+        );
+    }
 }

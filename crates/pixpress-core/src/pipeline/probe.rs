@@ -74,6 +74,7 @@ pub fn probe(input: &[u8], limits: &Limits) -> Result<Probe, CoreError> {
             check_jpeg_complete(input)?;
             probe_with_image(input, format, 1)?
         }
+        ImageFormat::Avif => probe_avif(input)?,
     };
     if probe.width == 0 || probe.height == 0 {
         return Err(CoreError::Corrupt(format!(
@@ -104,6 +105,7 @@ pub fn image_format(format: ImageFormat) -> image::ImageFormat {
         ImageFormat::Png => image::ImageFormat::Png,
         ImageFormat::Gif => image::ImageFormat::Gif,
         ImageFormat::Webp => image::ImageFormat::WebP,
+        ImageFormat::Avif => image::ImageFormat::Avif,
     }
 }
 
@@ -120,6 +122,19 @@ fn probe_with_image(input: &[u8], format: ImageFormat, frames: u64) -> Result<Pr
         height,
         frames,
         orientation,
+    })
+}
+
+/// AVIF: size from the container and AV1 sequence header. Orientation (`irot`/`imir`) is not
+/// read: the image is taken as stored, like a JPEG without EXIF.
+fn probe_avif(input: &[u8]) -> Result<Probe, CoreError> {
+    let (width, height) = crate::pipeline::encode::avif::dimensions(input)?;
+    Ok(Probe {
+        format: ImageFormat::Avif,
+        width,
+        height,
+        frames: 1,
+        orientation: Orientation::NoTransforms,
     })
 }
 

@@ -7,7 +7,7 @@
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder};
 
-use super::encode::{gif as gif_codec, jpeg_lossless, png, webp};
+use super::encode::{avif, gif as gif_codec, jpeg_lossless, png, webp};
 use super::probe::{self, Probe};
 use super::{output, Metadata, Output, Request};
 use crate::warning::{self, Warning};
@@ -43,6 +43,7 @@ pub fn recompress(
         }
         ImageFormat::Gif => gif_lossless(input, probe, limits),
         ImageFormat::Webp => webp_lossless(input, probe, limits),
+        ImageFormat::Avif => Ok(avif_unchanged(input, probe)),
     }
 }
 
@@ -64,10 +65,19 @@ pub fn decode_oriented(
     limits: &Limits,
     keep: Metadata,
 ) -> Result<Decoded, CoreError> {
+    if probe.format == ImageFormat::Avif {
+        // libaom, not `image`: the container's ICC, EXIF and XMP items are not carried over.
+        return Ok(Decoded {
+            image: avif::decode(input)?,
+            icc: None,
+            exif: None,
+            xmp: None,
+        });
+    }
     let reader = probe::image_reader(input, probe.format, limits);
     let mut decoder = reader.into_decoder().map_err(probe::map_image_error)?;
     let icc = decoder.icc_profile().ok().flatten();
-    let exif = if keep.exif {
+    let exif = if keep.wants_exif() {
         decoder.exif_metadata().ok().flatten()
     } else {
         None
@@ -133,12 +143,30 @@ fn jpeg_lossless_recode(input: &[u8], probe: &Probe, keep: Metadata) -> Result<O
 
 fn png_lossless(input: &[u8], probe: &Probe, keep: Metadata) -> Result<Output, CoreError> {
     let bytes = png::optimize_lossless_keeping(input, keep.exif || keep.xmp)?;
-    Ok(same_size(probe, bytes, Vec::new()))
+    let mut warnings = Vec::new();
+    if keep.exif_subset() {
+        warnings.push(Warning::new(
+            warning::METADATA_NOT_KEPT,
+            "copyright and geotag subsets of EXIF are written to JPEG output only; keep \"exif\" \
+             whole to keep a PNG's EXIF",
+        ));
+    }
+    Ok(same_size(probe, bytes, warnings))
 }
 
 fn gif_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Output, CoreError> {
     let bytes = gif_codec::transcode_lossless(input, limits)?;
     Ok(same_size(probe, bytes, Vec::new()))
+}
+
+/// There is no lossless AVIF re-coder: the input comes back as it is, and says why.
+fn avif_unchanged(input: &[u8], probe: &Probe) -> Output {
+    let warning = Warning::new(
+        warning::LOSSLESS_NOT_AVAILABLE,
+        "AVIF cannot be made smaller without changing pixels; send lossy: true (or a format) to \
+         re-encode it",
+    );
+    same_size(probe, input.to_vec(), vec![warning])
 }
 
 fn webp_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Output, CoreError> {

@@ -103,8 +103,13 @@ fn prepare(
         }
     }
     let jpeg_target = target == Some(ImageFormat::Jpeg);
-    if keep.exif {
-        if let Some(mut exif) = decoded.exif {
+    if keep.wants_exif() {
+        let kept = match decoded.exif {
+            Some(exif) if keep.exif => Some(exif),
+            Some(exif) => profile::exif_subset(&exif, keep.copyright, keep.geotag),
+            None => None,
+        };
+        if let Some(mut exif) = kept {
             if jpeg_target {
                 profile::reset_orientation(&mut exif);
                 carried.exif = Some(exif);

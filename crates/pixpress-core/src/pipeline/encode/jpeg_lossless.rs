@@ -72,9 +72,27 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Metadata) -> 
     jpeg_simple_progression(c);
     jpeg_write_coefficients(c, coefficients);
 
-    let exif_kept = keep.exif && has_marker(d, APP1, EXIF_SIGNATURE);
+    // `copyright` / `geotag` alone: a rewritten EXIF block with just those tags (and the
+    // orientation), in place of the original.
+    let subset = if keep.exif_subset() {
+        find_marker(d, APP1, EXIF_SIGNATURE).and_then(|data| {
+            crate::pipeline::profile::exif_subset(
+                &data[EXIF_SIGNATURE.len()..],
+                keep.copyright,
+                keep.geotag,
+            )
+        })
+    } else {
+        None
+    };
+    let exif_kept =
+        (keep.exif && find_marker(d, APP1, EXIF_SIGNATURE).is_some()) || subset.is_some();
     if orientation != 1 && !exif_kept {
         let exif = orientation_only_exif(orientation);
+        jpeg_write_marker(c, APP1, exif.as_ptr(), exif.len() as c_uint);
+    }
+    if let Some(tiff) = subset {
+        let exif = [EXIF_SIGNATURE, &tiff].concat();
         jpeg_write_marker(c, APP1, exif.as_ptr(), exif.len() as c_uint);
     }
     copy_markers(d, c, keep);
@@ -107,16 +125,21 @@ unsafe fn copy_markers(d: &jpeg_decompress_struct, c: &mut jpeg_compress_struct,
     }
 }
 
-unsafe fn has_marker(d: &jpeg_decompress_struct, id: c_int, signature: &[u8]) -> bool {
+/// The data of the first saved marker `id` whose payload starts with `signature`.
+unsafe fn find_marker<'a>(
+    d: &'a jpeg_decompress_struct,
+    id: c_int,
+    signature: &[u8],
+) -> Option<&'a [u8]> {
     let mut marker = d.marker_list;
     while let Some(m) = marker.as_ref() {
         let data = std::slice::from_raw_parts(m.data, m.data_length as usize);
         if c_int::from(m.marker) == id && data.starts_with(signature) {
-            return true;
+            return Some(data);
         }
         marker = m.next;
     }
-    false
+    None
 }
 
 /// A big-endian TIFF block with one IFD entry: Orientation (0x0112), SHORT, count 1.

@@ -1,6 +1,7 @@
 //! Codecs: one module per output format. Each takes pixels (or, for the lossless paths, the
 //! encoded input) and options as plain values, and knows nothing of requests, plans or keys.
 
+pub mod avif;
 pub mod gif;
 pub mod jpeg;
 pub mod jpeg_lossless;

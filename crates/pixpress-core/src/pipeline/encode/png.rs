@@ -13,6 +13,10 @@ use crate::CoreError;
 /// oxipng preset 2 is its default: most of the gain at a fraction of the time of 4–6.
 const OXIPNG_PRESET: u8 = 2;
 const OXIPNG_TIMEOUT: Duration = Duration::from_secs(20);
+/// Zopfli is tens of times slower than libdeflate for a few percent fewer bytes, so it runs
+/// only on results up to this size (about a second of zopfli on one core; see the issue 4 note)
+/// and is kept only when it is smaller.
+const ZOPFLI_UP_TO_BYTES: usize = 160 * 1024;
 /// How far below the target quality imagequant may go before it reports "quality too low".
 const QUALITY_SLACK: u8 = 30;
 
@@ -36,7 +40,24 @@ pub fn optimize_lossless_keeping(
     if keep_all_chunks {
         options.strip = oxipng::StripChunks::None;
     }
-    oxipng::optimize_from_memory(input, &options).map_err(|e| CoreError::Corrupt(e.to_string()))
+    let optimised = oxipng::optimize_from_memory(input, &options)
+        .map_err(|e| CoreError::Corrupt(e.to_string()))?;
+    Ok(zopfli_if_it_pays(optimised, &options))
+}
+
+/// A second oxipng pass with zopfli as the deflater, on a result small enough to finish within
+/// the time budget; the smaller of the two is kept. The first pass already chose colour type,
+/// bit depth and palette, so this pass only re-deflates.
+fn zopfli_if_it_pays(optimised: Vec<u8>, first_pass: &oxipng::Options) -> Vec<u8> {
+    if optimised.len() > ZOPFLI_UP_TO_BYTES {
+        return optimised;
+    }
+    let mut options = first_pass.clone();
+    options.deflater = oxipng::Deflater::Zopfli(oxipng::ZopfliOptions::default());
+    match oxipng::optimize_from_memory(&optimised, &options) {
+        Ok(smaller) if smaller.len() < optimised.len() => smaller,
+        _ => optimised,
+    }
 }
 
 /// Quantises to at most 256 colours at `quality`, then squeezes with oxipng. `Ok(None)` when
@@ -150,4 +171,35 @@ pub fn encode_lossless(
         .write_with_encoder(encoder)
         .map_err(|e| CoreError::Encode(format!("png: {e}")))?;
     optimize_lossless(&raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str) -> Vec<u8> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/");
+        std::fs::read(format!("{root}{name}")).expect("corpus file")
+    }
+
+    #[test]
+    fn zopfli_pass_is_smaller_than_libdeflate_and_keeps_every_pixel() {
+        let input = corpus("png_page_gray.png");
+        let libdeflate_only = oxipng::optimize_from_memory(&input, &oxipng_options()).unwrap();
+        let best = optimize_lossless(&input).unwrap();
+        assert!(
+            best.len() < libdeflate_only.len(),
+            "{} vs {}",
+            best.len(),
+            libdeflate_only.len()
+        );
+        let decode = |b: &[u8]| image::load_from_memory(b).unwrap().to_rgba16();
+        assert_eq!(decode(&best), decode(&input));
+    }
+
+    #[test]
+    fn big_results_skip_zopfli() {
+        let big = vec![0u8; ZOPFLI_UP_TO_BYTES + 1];
+        assert_eq!(zopfli_if_it_pays(big.clone(), &oxipng_options()), big);
+    }
 }
