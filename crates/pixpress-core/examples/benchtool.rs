@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use pixpress_core::pipeline::encode::avif::decode_any;
 use pixpress_core::pipeline::score::Reference;
 use pixpress_core::pipeline::{inspect, optimize, OutputFormat, Request};
 use pixpress_core::Limits;
@@ -37,6 +38,7 @@ fn compress(input_path: &str, output_path: &str, flags: &[String]) {
                     Some("png") => OutputFormat::Png,
                     Some("webp") => OutputFormat::Webp,
                     Some("gif") => OutputFormat::Gif,
+                    Some("avif") => OutputFormat::Avif,
                     Some("auto") => OutputFormat::Auto,
                     _ => OutputFormat::Same,
                 }
@@ -61,8 +63,9 @@ fn compress(input_path: &str, output_path: &str, flags: &[String]) {
 }
 
 fn score(source: &str, distorted: &str) {
-    let source = image::open(source).expect("source decodes");
-    let distorted = image::open(distorted).expect("distorted decodes");
+    // AVIF through libaom, like the API scores it; the rest through `image`.
+    let open = |path: &str| decode_any(&std::fs::read(path).expect("read")).expect("decodes");
+    let (source, distorted) = (open(source), open(distorted));
     let value = Reference::new(&source)
         .and_then(|r| r.score(&distorted))
         .expect("comparable images");
