@@ -9,9 +9,11 @@ use ravif::{Img, RGB8, RGBA8};
 use super::panic_text;
 use crate::CoreError;
 
-/// rav1e speed (1 slowest … 10 fastest). 7 keeps a 1 MP trial near a second on one core while
-/// staying within a few percent of the bytes speed 4–6 give at the same quantiser.
-const SPEED: u8 = 7;
+/// rav1e speed (1 slowest … 10 fastest). Measured on photo_storm (1920×1280) at quality 80:
+/// speed 6 took 12.3 s for 12,974 bytes (SSIMULACRA2 80.7), 7 and 8 10.8 s for 14,726 (80.7),
+/// 9 6.3 s for 14,478 (80.6), 10 3.6 s for 24,265 (82.1), on 2 cores shared with a build.
+/// 9 gives 7's result at 60 % of its time; 10 costs two thirds more bytes.
+const SPEED: u8 = 9;
 
 /// Encodes RGB or RGBA pixels. Alpha is its own AV1 plane, coded halfway between the colour
 /// quality and 100 (as cavif does) and at least at 90: errors in alpha show as halos around
