@@ -3,7 +3,7 @@
 //! AVIF has no lossless mode here: ravif codes YCbCr with a quantiser, so "lossless" requests
 //! that force AVIF get a high fixed quality instead (SPEC §5).
 
-use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
+use image::DynamicImage;
 use ravif::{Img, RGB8, RGBA8};
 
 use super::panic_text;
@@ -74,55 +74,55 @@ pub fn decode(input: &[u8]) -> Result<DynamicImage, CoreError> {
     let image = decoder
         .to_image()
         .map_err(|e| CoreError::Corrupt(format!("AVIF: {e}")))?;
-    let invalid = || CoreError::Corrupt("AVIF: decoded planes do not match their size".into());
+    use avif_decode::Image as Avif;
     Ok(match image {
-        avif_decode::Image::Rgb8(img) => {
-            let (w, h) = (img.width() as u32, img.height() as u32);
+        Avif::Rgb8(img) => {
             let raw = img
                 .as_ref()
                 .pixels()
                 .flat_map(|p| [p.r, p.g, p.b])
                 .collect();
-            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, raw).ok_or_else(invalid)?)
+            DynamicImage::ImageRgb8(buffer(img.width(), img.height(), raw)?)
         }
-        avif_decode::Image::Rgba8(img) => {
-            let (w, h) = (img.width() as u32, img.height() as u32);
-            let raw = img
-                .as_ref()
-                .pixels()
-                .flat_map(|p| [p.r, p.g, p.b, p.a])
-                .collect();
-            DynamicImage::ImageRgba8(RgbaImage::from_raw(w, h, raw).ok_or_else(invalid)?)
+        Avif::Rgba8(img) => {
+            let raw = img.as_ref().pixels().flat_map(|p| [p.r, p.g, p.b, p.a]);
+            DynamicImage::ImageRgba8(buffer(img.width(), img.height(), raw.collect())?)
         }
-        avif_decode::Image::Gray8(img) => {
-            let (w, h) = (img.width() as u32, img.height() as u32);
+        Avif::Gray8(img) => {
             let raw = img.as_ref().pixels().map(|p| p.value()).collect();
-            DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, raw).ok_or_else(invalid)?)
+            DynamicImage::ImageLuma8(buffer(img.width(), img.height(), raw)?)
         }
-        avif_decode::Image::Rgb16(img) => {
-            let (w, h) = (img.width() as u32, img.height() as u32);
+        Avif::Rgb16(img) => {
             let raw = img
                 .as_ref()
                 .pixels()
                 .flat_map(|p| [p.r, p.g, p.b])
                 .collect();
-            DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, raw).ok_or_else(invalid)?)
+            DynamicImage::ImageRgb16(buffer(img.width(), img.height(), raw)?)
         }
-        avif_decode::Image::Rgba16(img) => {
-            let (w, h) = (img.width() as u32, img.height() as u32);
-            let raw = img
-                .as_ref()
-                .pixels()
-                .flat_map(|p| [p.r, p.g, p.b, p.a])
-                .collect();
-            DynamicImage::ImageRgba16(image::ImageBuffer::from_raw(w, h, raw).ok_or_else(invalid)?)
+        Avif::Rgba16(img) => {
+            let raw = img.as_ref().pixels().flat_map(|p| [p.r, p.g, p.b, p.a]);
+            DynamicImage::ImageRgba16(buffer(img.width(), img.height(), raw.collect())?)
         }
-        avif_decode::Image::Gray16(img) => {
-            let (w, h) = (img.width() as u32, img.height() as u32);
+        Avif::Gray16(img) => {
             let raw = img.as_ref().pixels().map(|p| p.value()).collect();
-            DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, raw).ok_or_else(invalid)?)
+            DynamicImage::ImageLuma16(buffer(img.width(), img.height(), raw)?)
         }
     })
+}
+
+/// An `image` buffer over decoded samples, row-major with no padding.
+fn buffer<P: image::Pixel>(
+    width: usize,
+    height: usize,
+    samples: Vec<P::Subpixel>,
+) -> Result<image::ImageBuffer<P, Vec<P::Subpixel>>, CoreError> {
+    let (width, height) = (u32::try_from(width), u32::try_from(height));
+    width
+        .ok()
+        .zip(height.ok())
+        .and_then(|(w, h)| image::ImageBuffer::from_raw(w, h, samples))
+        .ok_or_else(|| CoreError::Corrupt("AVIF: decoded planes do not match their size".into()))
 }
 
 /// Decodes any encoded output pixpress writes (AVIF through libaom, the rest through `image`),
@@ -145,7 +145,7 @@ mod tests {
     }
 
     fn gradient_rgba() -> DynamicImage {
-        DynamicImage::ImageRgba8(RgbaImage::from_fn(64, 48, |x, y| {
+        DynamicImage::ImageRgba8(image::RgbaImage::from_fn(64, 48, |x, y| {
             image::Rgba([
                 (x * 4) as u8,
                 (y * 5) as u8,
