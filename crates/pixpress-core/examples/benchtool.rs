@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use pixpress_core::pipeline::encode::avif::decode_any;
+use pixpress_core::pipeline::encode::decode_any;
 use pixpress_core::pipeline::score::Reference;
 use pixpress_core::pipeline::{inspect, optimize, OutputFormat, Request};
 use pixpress_core::Limits;

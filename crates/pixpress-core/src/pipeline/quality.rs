@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 
 use image::DynamicImage;
 
-use super::encode::avif;
+use super::encode::decode_any;
 use super::score::{self, Reference};
 use crate::CoreError;
 
@@ -67,7 +67,7 @@ pub fn search(
         let Some(bytes) = trial(subject, quality)? else {
             return Ok((f64::NEG_INFINITY, None));
         };
-        let decoded = avif::decode_any(&bytes)?;
+        let decoded = decode_any(&bytes)?;
         let value = reference.score(&decoded).unwrap_or(f64::NEG_INFINITY);
         Ok((value, Some(bytes)))
     };
@@ -165,7 +165,7 @@ pub fn finish_on_whole_image(
         return Ok(Some((bytes, quality, found.score)));
     };
     let score_of = |bytes: &[u8]| {
-        avif::decode_any(bytes)
+        decode_any(bytes)
             .ok()
             .and_then(|decoded| reference.score(&decoded))
             .unwrap_or(f64::NEG_INFINITY)
@@ -228,7 +228,7 @@ fn lower_quality_by_margin(found: &Found, whole_score: f64, target: f64) -> Opti
 /// Scores finished bytes against the pixels they came from (or their sample, for big images).
 /// Used to report a score when the caller fixed the quality.
 pub fn score_bytes(image: &DynamicImage, encoded: &[u8]) -> Option<f64> {
-    let decoded = avif::decode_any(encoded).ok()?;
+    let decoded = decode_any(encoded).ok()?;
     if score::wants_sample(image.width(), image.height()) {
         let reference = Reference::new(&score::sample(image))?;
         return reference.score(&score::sample(&decoded));

@@ -66,8 +66,7 @@ fn parse_container(input: &[u8]) -> Result<avif_parse::AvifData, CoreError> {
 
 /// Decodes the primary image (with its alpha item, if any) to 8 or 16 bits per channel.
 pub fn decode(input: &[u8]) -> Result<DynamicImage, CoreError> {
-    // Checked first: avif-parse asserts on some truncated boxes instead of returning an error.
-    parse_container(input)?;
+    // avif-parse (inside from_avif) asserts on some truncated boxes instead of returning an error.
     let decoder = std::panic::catch_unwind(|| avif_decode::Decoder::from_avif(input))
         .map_err(|panic| CoreError::Corrupt(format!("AVIF: {}", panic_text(panic))))?
         .map_err(|e| CoreError::Corrupt(format!("AVIF: {e}")))?;
@@ -125,16 +124,6 @@ fn buffer<P: image::Pixel>(
         .ok_or_else(|| CoreError::Corrupt("AVIF: decoded planes do not match their size".into()))
 }
 
-/// Decodes any encoded output pixpress writes (AVIF through libaom, the rest through `image`),
-/// for scoring a trial against its source.
-pub fn decode_any(bytes: &[u8]) -> Result<DynamicImage, CoreError> {
-    if crate::format::sniff(bytes) == crate::format::Sniffed::Supported(crate::ImageFormat::Avif) {
-        return decode(bytes);
-    }
-    image::load_from_memory(bytes)
-        .map_err(|e| CoreError::Encode(format!("decoding a trial encode failed: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +170,7 @@ mod tests {
         let source = gradient_rgba();
         let bytes = encode_lossy(&source, 80).unwrap();
         assert!(bytes.len() > 100);
-        let back = decode_any(&bytes).unwrap().to_rgba8();
+        let back = decode(&bytes).unwrap().to_rgba8();
         assert_eq!(back.dimensions(), (64, 48));
         assert!(back.get_pixel(10, 10)[3] > 240);
         assert!(back.get_pixel(50, 10)[3] < 15);

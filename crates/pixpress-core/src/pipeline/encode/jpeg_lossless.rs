@@ -74,19 +74,15 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Metadata) -> 
 
     // `copyright` / `geotag` alone: a rewritten EXIF block with just those tags (and the
     // orientation), in place of the original.
-    let subset = if keep.exif_subset() {
-        find_marker(d, APP1, EXIF_SIGNATURE).and_then(|data| {
-            crate::pipeline::profile::exif_subset(
-                &data[EXIF_SIGNATURE.len()..],
-                keep.copyright,
-                keep.geotag,
-            )
-        })
-    } else {
-        None
-    };
-    let exif_kept =
-        (keep.exif && find_marker(d, APP1, EXIF_SIGNATURE).is_some()) || subset.is_some();
+    let exif = find_marker(d, APP1, EXIF_SIGNATURE);
+    let subset = exif.filter(|_| keep.exif_subset()).and_then(|data| {
+        crate::pipeline::profile::exif_subset(
+            &data[EXIF_SIGNATURE.len()..],
+            keep.copyright,
+            keep.geotag,
+        )
+    });
+    let exif_kept = (keep.exif && exif.is_some()) || subset.is_some();
     if orientation != 1 && !exif_kept {
         let exif = orientation_only_exif(orientation);
         jpeg_write_marker(c, APP1, exif.as_ptr(), exif.len() as c_uint);

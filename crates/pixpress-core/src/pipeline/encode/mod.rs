@@ -8,6 +8,16 @@ pub mod jpeg_lossless;
 pub mod png;
 pub mod webp;
 
+/// Decodes any encoded output pixpress writes (AVIF through libaom, the rest through `image`),
+/// for scoring a trial against its source.
+pub fn decode_any(bytes: &[u8]) -> Result<image::DynamicImage, crate::CoreError> {
+    if crate::format::sniff(bytes) == crate::format::Sniffed::Supported(crate::ImageFormat::Avif) {
+        return avif::decode(bytes);
+    }
+    image::load_from_memory(bytes)
+        .map_err(|e| crate::CoreError::Encode(format!("decoding a trial encode failed: {e}")))
+}
+
 /// Turns a caught panic payload (C libraries here report fatal errors by unwinding) into text.
 pub(crate) fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<String>() {
