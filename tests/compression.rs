@@ -111,6 +111,37 @@ async fn auto_quality_reaches_the_target_on_the_whole_photo_and_says_so() {
     }
 }
 
+/// pngquant's defaults score 94.41 on this logo; libimagequant's default speed stops at 94.35
+/// at its top quality, the slower last try before the lossless fallback reaches it, and the
+/// photo at the default target 80 is a palette PNG instead of a lossless one.
+#[tokio::test]
+async fn a_palette_just_short_of_the_target_gets_a_slower_last_try_before_lossless() {
+    let server = Server::start(&[]);
+    for (name, target, lossless_bytes) in [
+        ("png_skimage_logo_rgba.png", 94.41, 149_104),
+        ("png_astronaut_photo.png", 80.0, 420_641),
+    ] {
+        let input = corpus(name);
+        let (body, bytes) = optimise(
+            &server,
+            &input,
+            name,
+            json!({"lossy": true, "quality_target": target}),
+        )
+        .await;
+        assert_eq!(bytes[25], 3, "{name}: an indexed PNG: {body}");
+        assert_eq!(body["quality"], 100, "{body}");
+        assert!(body["warnings"].as_array().is_none_or(Vec::is_empty), "{body}");
+        let measured = ssimulacra2(&input, &bytes);
+        assert!(measured >= target, "{name}: measured {measured} < {target}");
+        assert!(
+            bytes.len() < lossless_bytes * 3 / 5,
+            "{name}: {} bytes",
+            bytes.len()
+        );
+    }
+}
+
 /// A smooth gradient compresses well at low quality; the same image with grain needs more.
 fn synthetic(grain: u32) -> Vec<u8> {
     let mut state = 7u32;
