@@ -131,7 +131,10 @@ async fn a_palette_just_short_of_the_target_gets_a_slower_last_try_before_lossle
         .await;
         assert_eq!(bytes[25], 3, "{name}: an indexed PNG: {body}");
         assert_eq!(body["quality"], 100, "{body}");
-        assert!(body["warnings"].as_array().is_none_or(Vec::is_empty), "{body}");
+        assert!(
+            body["warnings"].as_array().is_none_or(Vec::is_empty),
+            "{body}"
+        );
         let measured = ssimulacra2(&input, &bytes);
         assert!(measured >= target, "{name}: measured {measured} < {target}");
         assert!(
