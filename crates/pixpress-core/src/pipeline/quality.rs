@@ -149,8 +149,8 @@ pub fn scoring_memory_bytes(width: u32, height: u32) -> u64 {
 /// image passes. Below the target, the quality is raised to the lowest trial predicted to pass
 /// (else by [`VERIFY_STEP`]), at most [`MAX_RAISES`] times; then a bisection on the whole image
 /// (at most [`MAX_LOWERINGS`] encodes, starting at the predicted boundary and, if that just
-/// misses, right above it) finds the lowest quality that still passes, down to just above the highest one known or predicted to fail.
-/// Returns the bytes, the quality and the score to report.
+/// misses, right above it) finds the lowest quality that still passes, down to just above the
+/// highest one known or predicted to fail. Returns the bytes, the quality and the score to report.
 pub fn finish_on_whole_image(
     image: &DynamicImage,
     found: &Found,
@@ -168,19 +168,19 @@ pub fn finish_on_whole_image(
     let Some(reference) = Reference::new(image) else {
         return Ok(Some((bytes, found.quality, found.score)));
     };
+    let score_of = |bytes: &[u8]| {
+        decode_any(bytes)
+            .ok()
+            .and_then(|decoded| reference.score(&decoded))
+            .unwrap_or(f64::NEG_INFINITY)
+    };
     let whole = |quality: u8| -> Result<Option<(Vec<u8>, u8, f64)>, CoreError> {
         Ok(encode(image, quality)?.map(|bytes| {
-            let value = decode_any(&bytes)
-                .ok()
-                .and_then(|decoded| reference.score(&decoded))
-                .unwrap_or(f64::NEG_INFINITY);
+            let value = score_of(&bytes);
             (bytes, quality, value)
         }))
     };
-    let first_score = decode_any(&bytes)
-        .ok()
-        .and_then(|decoded| reference.score(&decoded))
-        .unwrap_or(f64::NEG_INFINITY);
+    let first_score = score_of(&bytes);
     let prediction = Prediction {
         found,
         bias: found.score - first_score,
