@@ -26,7 +26,7 @@ const WEBP_RANGE: std::ops::RangeInclusive<u8> = 30..=95;
 const AVIF_RANGE: std::ops::RangeInclusive<u8> = 40..=95;
 const PALETTE_RANGE: std::ops::RangeInclusive<u8> = 0..=100;
 /// When the palette search's top quality falls short of the target by at most this much,
-/// libimagequant's slowest speed gets one try before the lossless fallback (a few tenths of a
+/// libimagequant's slower speed 2 gets one try before the lossless fallback (a few tenths of a
 /// point is what the slower speed gains; further away it would only cost time).
 const PALETTE_HARDEST_TRY_WITHIN: f64 = 1.0;
 /// ...and only up to this many pixels: the slow palette costs seconds per megapixel (8 s more

@@ -97,17 +97,16 @@ pub fn quantize(
     quality: u8,
     icc: Option<&[u8]>,
 ) -> Result<Option<Vec<u8>>, CoreError> {
-    let Some((palette, indices)) =
-        quantize_at_speed(image, floor(quality), quality, QUANTIZE_SPEED)?
-    else {
+    let Some(quantized) = quantize_indices(image, floor(quality), quality)? else {
         return Ok(None);
     };
-    squeeze_indexed(image, &palette, &indices, icc).map(Some)
+    // Lossless from here on; oxipng shrinks the palette depth and picks filters.
+    optimize_lossless(&indexed_png(image, &quantized, icc)?).map(Some)
 }
 
-/// The best palette libimagequant can find (top quality, slowest speed): the last lossy try
-/// before a PNG falls back to lossless. Write it with [`indexed_png`] to score it, and squeeze
-/// it with [`optimize_lossless`] only once it is kept.
+/// A better palette than the search's (top quality, libimagequant's slower speed 2): the last
+/// lossy try before a PNG falls back to lossless. Write it with [`indexed_png`] to score it, and
+/// squeeze it with [`optimize_lossless`] only once it is kept.
 pub fn quantize_hardest(image: &RgbaImage) -> Result<Option<Quantized>, CoreError> {
     quantize_at_speed(image, 0, 100, QUANTIZE_SPEED_HARDEST)
 }
@@ -121,23 +120,12 @@ pub fn indexed_png(
     write_indexed_png(image.width(), image.height(), palette, indices, icc)
 }
 
-fn squeeze_indexed(
-    image: &RgbaImage,
-    palette: &[imagequant::RGBA],
-    indices: &[u8],
-    icc: Option<&[u8]>,
-) -> Result<Vec<u8>, CoreError> {
-    let indexed = write_indexed_png(image.width(), image.height(), palette, indices, icc)?;
-    // Lossless from here on; oxipng shrinks the palette depth and picks filters.
-    optimize_lossless(&indexed)
-}
-
 /// The quantised PNG without oxipng's pass: same pixels, written fast. For quality trials.
 pub fn quantize_raw(image: &RgbaImage, quality: u8) -> Result<Option<Vec<u8>>, CoreError> {
-    let Some((palette, indices)) = quantize_indices(image, floor(quality), quality)? else {
+    let Some(quantized) = quantize_indices(image, floor(quality), quality)? else {
         return Ok(None);
     };
-    write_indexed_png(image.width(), image.height(), &palette, &indices, None).map(Some)
+    indexed_png(image, &quantized, None).map(Some)
 }
 
 /// A palette and one palette index per pixel.
