@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use image::{AnimationDecoder, DynamicImage, GenericImageView};
-use pixpress_core::pipeline::score::Reference;
+use pixpress_core::Reference;
 use serde_json::{json, Value};
 
 async fn optimise(server: &Server, file: &[u8], name: &str, options: Value) -> (Value, Vec<u8>) {

@@ -273,7 +273,7 @@ pub async fn fetch_hosted(url: &str, content_type: &str) -> Vec<u8> {
 /// Decodes any format pixpress writes or reads (AVIF through the same libaom decoder the server
 /// uses, everything else through `image`).
 pub fn decode(bytes: &[u8]) -> image::DynamicImage {
-    pixpress_core::pipeline::encode::decode_any(bytes).expect("decodes")
+    pixpress_core::decode_any(bytes).expect("decodes")
 }
 
 pub fn decode_rgba(bytes: &[u8]) -> image::RgbaImage {

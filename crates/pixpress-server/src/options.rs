@@ -4,11 +4,8 @@
 //! error but are named in `warnings`; options whose feature is not built yet are a clear 400
 //! rather than being silently ignored.
 
-use pixpress_core::pipeline::color::parse_color;
-use pixpress_core::pipeline::plan::ResizeSpec;
-use pixpress_core::pipeline::{Metadata, OutputFormat};
 use pixpress_core::warning::{self, Warning};
-use pixpress_core::Request;
+use pixpress_core::{parse_color, Metadata, OutputFormat, Request, ResizeSpec};
 use serde_json::{Map, Value};
 
 use crate::error::{code, ApiError};

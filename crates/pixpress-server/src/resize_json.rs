@@ -10,9 +10,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use pixpress_core::pipeline::color::{self, Rgba};
-use pixpress_core::pipeline::plan::MAX_DIMENSION;
-use pixpress_core::pipeline::plan::{Gravity, ResizeSpec, Strategy};
+use pixpress_core::{parse_color, Gravity, ResizeSpec, Rgba, Strategy, MAX_DIMENSION};
 
 /// Most resize variants one request may ask for.
 pub const MAX_RESIZES: usize = 10;
@@ -368,7 +366,7 @@ impl Fields<'_> {
     fn background(&self) -> Result<Rgba, FieldError> {
         match self.optional_string("background")? {
             None => Ok(Rgba::WHITE),
-            Some(text) => color::parse_color(text)
+            Some(text) => parse_color(text)
                 .map_err(|e| FieldError::new(self.path("background"), e.to_string())),
         }
     }

@@ -387,7 +387,7 @@ fn scoring_mib(request: &pixpress_core::Request, width: u32, height: u32) -> u64
     if !request.lossy {
         return 0;
     }
-    pixpress_core::pipeline::quality::scoring_memory_bytes(width, height).div_ceil(1024 * 1024)
+    pixpress_core::scoring_memory_bytes(width, height).div_ceil(1024 * 1024)
 }
 
 /// Optimises and hosts every output, then writes them to the stores the request named.
@@ -448,7 +448,7 @@ async fn optimize_and_host_outputs(
     let request = options.request.clone();
     let limits = state.limits;
     // Header-only: format, dimensions and frames, for the pixel limit and the memory estimate.
-    let probe = pixpress_core::pipeline::inspect(&input, &limits)?;
+    let probe = pixpress_core::inspect(&input, &limits)?;
     let cost = predicted_mib(probe.width, probe.height, probe.frames)
         + scoring_mib(&request, probe.width, probe.height);
     let (original_width, original_height) = probe.oriented_dimensions();
@@ -474,7 +474,7 @@ async fn optimize_and_host_outputs(
     let specs = resize.specs();
     let outputs = state
         .run_image_work(cost, move || {
-            pixpress_core::pipeline::optimize_resized(&input, &probe, &request, &specs, &limits)
+            pixpress_core::optimize_resized(&input, &probe, &request, &specs, &limits)
         })
         .await??;
     if !resize.is_array {
