@@ -194,9 +194,23 @@ def main():
             r[13], r[14], r[15], r[14] / r[6]))
     lines.append("| **total** | | | %d | | | %d | | | %d | | %d | | **%.2f** | **%.3f** | | %d | | **%.2f** |" % (
         tot[0], tot[1], tot[2], tot[3], tot[0] / tot[1], tot[2] / tot[3], tot[4], tot[4] / tot[1]))
-    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_section("\n".join([START] + lines + [END]))
     print("\n".join(lines))
+
+
+START, END = "<!-- compression:start -->", "<!-- compression:end -->"
+
+
+def write_section(section):
+    """Replaces this script's section of RESULTS.md, leaving the others (bench/thumbnail.py's)."""
+    path = os.path.join(ROOT, "bench", "RESULTS.md")
+    text = open(path).read() if os.path.exists(path) else ""
+    if START in text and END in text:
+        text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
+    else:
+        text = section + "\n\n" + text.lstrip("\n")
+    with open(path, "w") as f:
+        f.write(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,6 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 mkdir -p .peers
-[ -d .peers/node_modules/sharp ] || npm install --silent --prefix .peers sharp@0.34
+[ -d .peers/node_modules/sharp ] || npm install --silent --prefix .peers sharp@0.35.5
 [ -d .peers/py/oxipng ] || python3 -m pip install -q --target .peers/py pyoxipng
 echo "peers installed in bench/.peers"
