@@ -304,11 +304,24 @@ mod tests {
             enlarge: false,
         };
         let out = apply_resize(&img, &plan_resize(100, 10, &spec).unwrap()).unwrap();
-        for x in 0..33 {
-            let p = rgba_at(&out, x, 1);
-            if p[3] > 16 {
-                assert!(p[0] > 240, "visible pixel {x} darkened: {p:?}");
-            }
+        let row: Vec<[u8; 4]> = (0..33).map(|x| rgba_at(&out, x, 1)).collect();
+        // Both sides survive, and the boundary blends: there are pixels of every kind to check.
+        assert_eq!(row[0], [255, 255, 255, 255], "{row:?}");
+        assert_eq!(row[32][3], 0, "{row:?}");
+        let blended = row.iter().filter(|p| p[3] > 0 && p[3] < 255).count();
+        assert!(
+            blended >= 1,
+            "no partly transparent pixel at the boundary: {row:?}"
+        );
+        // Every pixel that shows at all is white, however faintly it shows.
+        let visible: Vec<(usize, &[u8; 4])> =
+            row.iter().enumerate().filter(|(_, p)| p[3] > 0).collect();
+        assert!(visible.len() >= 16, "{row:?}");
+        for (x, p) in visible {
+            assert!(
+                p[..3].iter().all(|&c| c > 240),
+                "visible pixel {x} darkened: {p:?}"
+            );
         }
     }
 
