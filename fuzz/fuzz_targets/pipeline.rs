@@ -3,9 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pixpress_core::pipeline::plan::{Gravity, ResizeSpec, Strategy};
-use pixpress_core::pipeline::{inspect, optimize, optimize_resized, OutputFormat, Request};
-use pixpress_core::Limits;
+use pixpress_core::{
+    inspect, optimize, optimize_resized, Gravity, Limits, OutputFormat, Request, ResizeSpec,
+    Strategy,
+};
 
 fuzz_target!(|data: &[u8]| {
     // Small limits keep each run fast while still exercising the refusal paths.

@@ -6,9 +6,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use image::DynamicImage;
-use pixpress_core::pipeline::plan::{plan, ResizeSpec, Strategy};
-use pixpress_core::pipeline::{inspect, optimize_resized, transform, Request};
-use pixpress_core::Limits;
+use pixpress_core::{
+    apply_resize, inspect, optimize_resized, plan_resize, Limits, Request, ResizeSpec, Strategy,
+};
 
 fn corpus(name: &str) -> Vec<u8> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/");
@@ -24,9 +24,9 @@ fn twelve_megapixel_photo() -> DynamicImage {
         },
         enlarge: true,
     };
-    transform::execute(
+    apply_resize(
         &photo,
-        &plan(photo.width(), photo.height(), &spec).expect("plan"),
+        &plan_resize(photo.width(), photo.height(), &spec).expect("plan"),
     )
     .expect("upscale")
 }
@@ -37,11 +37,11 @@ fn resize_benches(c: &mut Criterion) {
         strategy: Strategy::Landscape { width: 800 },
         enlarge: false,
     };
-    let p = plan(photo.width(), photo.height(), &spec).expect("plan");
+    let p = plan_resize(photo.width(), photo.height(), &spec).expect("plan");
     let mut group = c.benchmark_group("resize");
     group.sample_size(20);
     group.bench_function("12MP RGB8 to 800 wide (Lanczos3)", |b| {
-        b.iter(|| transform::execute(&photo, &p).expect("resize"));
+        b.iter(|| apply_resize(&photo, &p).expect("resize"));
     });
     let elephants = corpus("photo_elephants_art.jpg");
     let request = Request {

@@ -7,10 +7,7 @@
 
 use std::time::Instant;
 
-use pixpress_core::pipeline::encode::decode_any;
-use pixpress_core::pipeline::score::Reference;
-use pixpress_core::pipeline::{inspect, optimize, OutputFormat, Request};
-use pixpress_core::Limits;
+use pixpress_core::{decode_any, inspect, optimize, Limits, OutputFormat, Reference, Request};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,14 +1,19 @@
 //! pixpress-core: the pure image pipeline.
 //!
-//! Bytes in, bytes out: sniff and probe the input (format, header dimensions, limits), decode,
-//! plan and transform, encode. This crate knows nothing about HTTP, API keys, databases, object
-//! stores or async runtimes; the server crate maps its errors and warnings to the wire.
+//! Bytes in, bytes out: probe the input (format, header dimensions, limits), plan the outputs,
+//! decode, transform, encode, choose. This crate knows nothing about HTTP, API keys, databases,
+//! object stores or async runtimes; the server crate maps its errors and warnings to the wire.
+//!
+//! Layers, each importing only those below it: the leaf modules (`error`, `format`, `limits`,
+//! `warning`); `codec` (one file per output format behind one trait); `pipeline` (the steps).
 
 pub mod error;
 pub mod format;
 pub mod limits;
-pub mod pipeline;
 pub mod warning;
+
+mod codec;
+mod pipeline;
 
 pub use error::CoreError;
 pub use format::ImageFormat;
@@ -17,10 +22,14 @@ pub use warning::Warning;
 
 // The crate's public face: everything the server, the binary, the tests, the fuzz targets and
 // the benchmarks use is named here, so the modules behind it can move without breaking them.
-pub use pipeline::color::{parse_color, Rgba};
-pub use pipeline::encode::decode_any;
-pub use pipeline::plan::{Gravity, ResizeSpec, Strategy, MAX_DIMENSION};
+pub use codec::any::decode_any;
+pub use pipeline::color::{parse_color, ColorError, Rgba};
+pub use pipeline::plan::geometry::{
+    plan_resize, Gravity, Rect, ResizeError, ResizePlan, ResizeSpec, ResizeWarning, Strategy,
+    MAX_DIMENSION,
+};
 pub use pipeline::probe::Probe;
 pub use pipeline::quality::scoring_memory_bytes;
 pub use pipeline::score::Reference;
+pub use pipeline::transform::apply_resize;
 pub use pipeline::{inspect, optimize, optimize_resized, Metadata, Output, OutputFormat, Request};

@@ -47,7 +47,8 @@ pub fn swaps_axes(orientation: Orientation) -> bool {
     )
 }
 
-pub fn probe(input: &[u8], limits: &Limits) -> Result<Probe, CoreError> {
+/// The step: format, dimensions, frames and orientation from the header, within the pixel limit.
+pub fn run(input: &[u8], limits: &Limits) -> Result<Probe, CoreError> {
     let format = match format::sniff(input) {
         Sniffed::Supported(f) => f,
         Sniffed::Unsupported(name) => {
@@ -128,7 +129,7 @@ fn probe_with_image(input: &[u8], format: ImageFormat, frames: u64) -> Result<Pr
 /// AVIF: size from the container and AV1 sequence header. Orientation (`irot`/`imir`) is not
 /// read: the image is taken as stored, like a JPEG without EXIF.
 fn probe_avif(input: &[u8]) -> Result<Probe, CoreError> {
-    let (width, height) = crate::pipeline::encode::avif::dimensions(input)?;
+    let (width, height) = crate::codec::avif::dimensions(input)?;
     Ok(Probe {
         format: ImageFormat::Avif,
         width,
@@ -335,7 +336,7 @@ mod tests {
 
     #[test]
     fn gif_bomb_is_refused_from_its_frame_descriptor() {
-        let err = probe(&corpus("edge/bomb_gif_65535x66601.gif"), &Limits::default()).unwrap_err();
+        let err = run(&corpus("edge/bomb_gif_65535x66601.gif"), &Limits::default()).unwrap_err();
         match err {
             CoreError::TooManyPixels { width, height, .. } => {
                 assert_eq!((width, height), (65535, 66601));
@@ -346,18 +347,18 @@ mod tests {
 
     #[test]
     fn orientation_8_swaps_dimensions() {
-        let p = probe(&corpus("edge/orientation_8_2x1.jpg"), &Limits::default()).unwrap();
+        let p = run(&corpus("edge/orientation_8_2x1.jpg"), &Limits::default()).unwrap();
         assert_eq!((p.width, p.height), (2, 1));
         assert_eq!(p.oriented_dimensions(), (1, 2));
     }
 
     #[test]
     fn animated_inputs_count_frames() {
-        let p = probe(&corpus("gif_chi_anim.gif"), &Limits::default()).unwrap();
+        let p = run(&corpus("gif_chi_anim.gif"), &Limits::default()).unwrap();
         assert_eq!(p.frames, 31);
-        let p = probe(&corpus("edge/webp_animated.webp"), &Limits::default()).unwrap();
+        let p = run(&corpus("edge/webp_animated.webp"), &Limits::default()).unwrap();
         assert_eq!(p.frames, 4);
-        let p = probe(
+        let p = run(
             &corpus("edge/apng_palette_alpha_3frames.png"),
             &Limits::default(),
         )
@@ -373,7 +374,7 @@ mod tests {
             ("edge/not_an_image.txt", "text"),
             ("edge/vector.svg", "SVG"),
         ] {
-            match probe(&corpus(name), &Limits::default()) {
+            match run(&corpus(name), &Limits::default()) {
                 Err(CoreError::Unsupported { detected }) => {
                     assert!(detected.contains(needle), "{name}: {detected}")
                 }
@@ -385,7 +386,7 @@ mod tests {
     #[test]
     fn truncated_jpeg_is_corrupt_but_complete_ones_pass() {
         assert!(matches!(
-            probe(&corpus("edge/truncated.jpg"), &Limits::default()),
+            run(&corpus("edge/truncated.jpg"), &Limits::default()),
             Err(CoreError::Corrupt(_))
         ));
         for name in [
@@ -394,14 +395,14 @@ mod tests {
             "edge/exif_huge_canon_makernote.jpg",
             "edge/cmyk_adobe_ycck.jpg",
         ] {
-            assert!(probe(&corpus(name), &Limits::default()).is_ok(), "{name}");
+            assert!(run(&corpus(name), &Limits::default()).is_ok(), "{name}");
         }
     }
 
     #[test]
     fn zero_width_png_is_corrupt() {
         assert!(matches!(
-            probe(&corpus("edge/png_zero_width.png"), &Limits::default()),
+            run(&corpus("edge/png_zero_width.png"), &Limits::default()),
             Err(CoreError::Corrupt(_))
         ));
     }

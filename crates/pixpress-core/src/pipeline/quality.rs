@@ -1,5 +1,6 @@
-//! Perceptual auto-quality (SPEC §5): bisection on an encoder's quality scale for the lowest
-//! value whose SSIMULACRA2 against the source pixels reaches the target.
+//! Perceptual auto-quality (SPEC §5): bisection on a [`Codec`]'s quality scale for the lowest
+//! value whose SSIMULACRA2 against the source pixels reaches the target. Written once for every
+//! codec: it only encodes trials, decodes them and scores them through the trait.
 //!
 //! The search encodes and scores *trial* images: the whole image, or for big images the mosaic
 //! sample from [`score::sample`]. At most [`MAX_TRIALS`] trials run. Scores are not strictly
@@ -10,8 +11,8 @@ use std::ops::RangeInclusive;
 
 use image::DynamicImage;
 
-use super::encode::decode_any;
 use super::score::{self, Reference};
+use crate::codec::Codec;
 use crate::CoreError;
 
 /// Default SSIMULACRA2 target: "high quality", artefacts only visible side by side on zoom.
@@ -44,17 +45,14 @@ pub struct Found {
     pub trials: Vec<(u8, f64)>,
 }
 
-/// Encodes a trial at a quality; `Ok(None)` means the encoder could not produce one at that
-/// quality (imagequant's "quality too low"), which counts as a miss.
-pub type Trial<'a> = dyn Fn(&DynamicImage, u8) -> Result<Option<Vec<u8>>, CoreError> + 'a;
-
-/// `Ok(None)` when the image is too small to score (under 8×8): the caller uses a fixed quality.
+/// Searches `codec`'s quality range with its trial encodes. `Ok(None)` when the image is too
+/// small to score (under 8×8): the caller uses a fixed quality.
 pub fn search(
     image: &DynamicImage,
     target: f64,
-    range: RangeInclusive<u8>,
-    trial: &Trial<'_>,
+    codec: &dyn Codec,
 ) -> Result<Option<Found>, CoreError> {
+    let range: RangeInclusive<u8> = codec.quality_range();
     let sampled = score::wants_sample(image.width(), image.height());
     let sample_image;
     let subject = if sampled {
@@ -67,10 +65,10 @@ pub fn search(
         return Ok(None);
     };
     let evaluate = |quality: u8| -> Result<(f64, Option<Vec<u8>>), CoreError> {
-        let Some(bytes) = trial(subject, quality)? else {
+        let Some(bytes) = codec.encode_trial(subject, quality)? else {
             return Ok((f64::NEG_INFINITY, None));
         };
-        let decoded = decode_any(&bytes)?;
+        let decoded = codec.decode(&bytes)?;
         let value = reference.score(&decoded).unwrap_or(f64::NEG_INFINITY);
         Ok((value, Some(bytes)))
     };
@@ -150,14 +148,16 @@ pub fn scoring_memory_bytes(width: u32, height: u32) -> u64 {
 /// (else by [`VERIFY_STEP`]), at most [`MAX_RAISES`] times; then a bisection on the whole image
 /// (at most [`MAX_LOWERINGS`] encodes, starting at the predicted boundary and, if that just
 /// misses, right above it) finds the lowest quality that still passes, down to just above the
-/// highest one known or predicted to fail. Returns the bytes, the quality and the score to report.
+/// highest one known or predicted to fail. Returns the bytes (a trial encode of the whole
+/// image), the quality and the score to report.
 pub fn finish_on_whole_image(
     image: &DynamicImage,
     found: &Found,
     target: f64,
-    max_quality: u8,
-    encode: &Trial<'_>,
+    codec: &dyn Codec,
 ) -> Result<Option<(Vec<u8>, u8, f64)>, CoreError> {
+    let max_quality = *codec.quality_range().end();
+    let encode = |image: &DynamicImage, quality: u8| codec.encode_trial(image, quality);
     let Some(bytes) = encode(image, found.quality)? else {
         return Ok(None);
     };
@@ -169,7 +169,8 @@ pub fn finish_on_whole_image(
         return Ok(Some((bytes, found.quality, found.score)));
     };
     let score_of = |bytes: &[u8]| {
-        decode_any(bytes)
+        codec
+            .decode(bytes)
             .ok()
             .and_then(|decoded| reference.score(&decoded))
             .unwrap_or(f64::NEG_INFINITY)
@@ -279,8 +280,8 @@ impl Prediction<'_> {
 
 /// Scores finished bytes against the pixels they came from (or their sample, for big images).
 /// Used to report a score when the caller fixed the quality.
-pub fn score_bytes(image: &DynamicImage, encoded: &[u8]) -> Option<f64> {
-    let decoded = decode_any(encoded).ok()?;
+pub fn score_bytes(image: &DynamicImage, encoded: &[u8], codec: &dyn Codec) -> Option<f64> {
+    let decoded = codec.decode(encoded).ok()?;
     if score::wants_sample(image.width(), image.height()) {
         let reference = Reference::new(&score::sample(image))?;
         return reference.score(&score::sample(&decoded));
@@ -291,6 +292,7 @@ pub fn score_bytes(image: &DynamicImage, encoded: &[u8]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ImageFormat;
     use std::cell::Cell;
 
     fn gradient() -> DynamicImage {
@@ -299,7 +301,52 @@ mod tests {
         }))
     }
 
-    /// A fake codec whose "quality" is a posterisation step: higher quality, finer steps.
+    /// A fake codec whose "quality" is a posterisation step: higher quality, finer steps. It
+    /// counts its encodes and cannot reach qualities below `lowest`.
+    struct Posterise {
+        calls: Cell<usize>,
+        lowest: u8,
+    }
+
+    impl Posterise {
+        fn new() -> Posterise {
+            Posterise::reaching_from(0)
+        }
+
+        fn reaching_from(lowest: u8) -> Posterise {
+            Posterise {
+                calls: Cell::new(0),
+                lowest,
+            }
+        }
+    }
+
+    impl Codec for Posterise {
+        fn format(&self) -> ImageFormat {
+            ImageFormat::Png
+        }
+
+        fn quality_range(&self) -> RangeInclusive<u8> {
+            30..=95
+        }
+
+        fn encode_lossless(&self, _: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+            Ok(None)
+        }
+
+        fn encode_lossy(
+            &self,
+            image: &DynamicImage,
+            quality: u8,
+        ) -> Result<Option<Vec<u8>>, CoreError> {
+            self.calls.set(self.calls.get() + 1);
+            if quality < self.lowest {
+                return Ok(None);
+            }
+            posterise(image, quality)
+        }
+    }
+
     fn posterise(image: &DynamicImage, quality: u8) -> Result<Option<Vec<u8>>, CoreError> {
         let step = 1 + u32::from(100 - quality) / 2;
         let rgb = image.to_rgb8();
@@ -320,19 +367,15 @@ mod tests {
     #[test]
     fn finds_the_lowest_passing_quality_within_the_trial_budget() {
         let image = gradient();
-        let calls = Cell::new(0);
-        let counted = |img: &DynamicImage, q: u8| {
-            calls.set(calls.get() + 1);
-            posterise(img, q)
-        };
-        let found = search(&image, 70.0, 30..=95, &counted).unwrap().unwrap();
+        let codec = Posterise::new();
+        let found = search(&image, 70.0, &codec).unwrap().unwrap();
         assert!(found.reached);
         assert!(found.score >= 70.0);
-        assert!(calls.get() <= MAX_TRIALS);
+        assert!(codec.calls.get() <= MAX_TRIALS);
         // One step lower must fail (or be outside the range).
         if found.quality > 30 {
             let below = posterise(&image, found.quality - 1).unwrap().unwrap();
-            let s = score_bytes(&image, &below).unwrap();
+            let s = score_bytes(&image, &below, &codec).unwrap();
             assert!(
                 s < 70.0 || found.quality - 1 < 30,
                 "q{} scores {s}",
@@ -383,18 +426,17 @@ mod tests {
             whole_image_bytes: None,
             trials: vec![(62, 30.0), (79, 35.0), (87, 38.0), (95, 40.0)],
         };
-        let calls = Cell::new(0);
-        let counted = |img: &DynamicImage, q: u8| {
-            calls.set(calls.get() + 1);
-            posterise(img, q)
-        };
-        let (bytes, quality, score) = finish_on_whole_image(&image, &found, 70.0, 95, &counted)
+        let codec = Posterise::new();
+        let (bytes, quality, score) = finish_on_whole_image(&image, &found, 70.0, &codec)
             .unwrap()
             .unwrap();
         assert!(quality < 95, "stayed at q{quality}");
         assert!(score >= 70.0);
-        assert_eq!(score_bytes(&image, &bytes).map(round2), Some(round2(score)));
-        assert!(calls.get() <= 1 + MAX_LOWERINGS);
+        assert_eq!(
+            score_bytes(&image, &bytes, &codec).map(round2),
+            Some(round2(score))
+        );
+        assert!(codec.calls.get() <= 1 + MAX_LOWERINGS);
     }
 
     fn round2(v: f64) -> f64 {
@@ -404,7 +446,7 @@ mod tests {
     #[test]
     fn unreachable_target_reports_the_top_quality_and_its_score() {
         let image = gradient();
-        let found = search(&image, 101.0, 30..=95, &posterise).unwrap().unwrap();
+        let found = search(&image, 101.0, &Posterise::new()).unwrap().unwrap();
         assert!(!found.reached);
         assert_eq!(found.quality, 95);
         assert!(found.score < 101.0);
@@ -413,8 +455,9 @@ mod tests {
     #[test]
     fn a_codec_that_cannot_reach_a_quality_counts_as_a_miss() {
         let image = gradient();
-        let picky = |img: &DynamicImage, q: u8| if q < 60 { Ok(None) } else { posterise(img, q) };
-        let found = search(&image, 0.0, 30..=95, &picky).unwrap().unwrap();
+        let found = search(&image, 0.0, &Posterise::reaching_from(60))
+            .unwrap()
+            .unwrap();
         assert_eq!(found.quality, 60);
     }
 }

@@ -1,16 +1,83 @@
-//! Executes a [`Plan`] on pixels: choose the smart-crop origin if asked, crop, resample with
-//! Lanczos3 (fast_image_resize: SIMD, alpha premultiplied during filtering so transparent pixels
-//! do not bleed dark fringes, 8- and 16-bit, grey and colour), then pad for `fill`. Geometry is
-//! decided before this runs; this module only follows it.
+//! Step 4: follow an output's [`ResizePlan`] on the decoded pixels: choose the smart-crop origin
+//! if asked, crop, resample with Lanczos3 (fast_image_resize: SIMD, alpha premultiplied during
+//! filtering so transparent pixels do not bleed dark fringes, 8- and 16-bit, grey and colour),
+//! then pad for `fill`; an animation gets the same on every frame. Geometry is decided before
+//! this runs; this module only follows it.
+
+use std::borrow::Cow;
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, GenericImageView, Rgba as ImageRgba, RgbaImage};
 
-use super::plan::{Plan, Rect};
+use super::decode::Source;
+use super::plan::geometry::{Rect, ResizePlan};
 use super::smart::smart_crop_origin;
+use crate::codec::{Carried, RgbaFrame};
 use crate::CoreError;
 
-pub fn execute(image: &DynamicImage, plan: &Plan) -> Result<DynamicImage, CoreError> {
+/// The pixels one output is encoded from: borrowed from the source when there is no resize.
+pub enum Pixels<'a> {
+    /// The lossless shortcut: nothing was decoded.
+    Untouched,
+    Still {
+        image: Cow<'a, DynamicImage>,
+        carried: &'a Carried,
+    },
+    Frames {
+        frames: Cow<'a, [RgbaFrame]>,
+        loops: Option<u16>,
+    },
+}
+
+impl Pixels<'_> {
+    /// Width and height of what will be encoded; `None` when nothing was decoded.
+    pub fn dimensions(&self) -> Option<(u32, u32)> {
+        match self {
+            Pixels::Untouched => None,
+            Pixels::Still { image, .. } => Some(image.dimensions()),
+            Pixels::Frames { frames, .. } => frames.first().map(|f| f.image.dimensions()),
+        }
+    }
+}
+
+/// The step. `resize` is `None` for an output at the source size.
+pub fn run<'a>(source: &'a Source, resize: Option<&ResizePlan>) -> Result<Pixels<'a>, CoreError> {
+    Ok(match source {
+        Source::Untouched => Pixels::Untouched,
+        Source::Still { image, carried } => Pixels::Still {
+            image: match resize {
+                Some(plan) => Cow::Owned(apply_resize(image, plan)?),
+                None => Cow::Borrowed(image),
+            },
+            carried,
+        },
+        Source::Frames(animation) => Pixels::Frames {
+            frames: match resize {
+                Some(plan) => Cow::Owned(resize_frames(&animation.frames, plan)?),
+                None => Cow::Borrowed(&animation.frames),
+            },
+            loops: animation.loops,
+        },
+    })
+}
+
+/// Applies `plan` to every frame.
+fn resize_frames(frames: &[RgbaFrame], plan: &ResizePlan) -> Result<Vec<RgbaFrame>, CoreError> {
+    frames
+        .iter()
+        .map(|frame| {
+            let source = DynamicImage::ImageRgba8(frame.image.clone());
+            let image: RgbaImage = apply_resize(&source, plan)?.to_rgba8();
+            Ok(RgbaFrame {
+                image,
+                delay_ms: frame.delay_ms,
+            })
+        })
+        .collect()
+}
+
+/// Crops, resamples and pads one image as `plan` says.
+pub fn apply_resize(image: &DynamicImage, plan: &ResizePlan) -> Result<DynamicImage, CoreError> {
     let crop = resolve_crop(image, plan);
     let scaled = if plan.scaled == crop.size() {
         image.crop_imm(crop.x, crop.y, crop.width, crop.height)
@@ -25,7 +92,7 @@ pub fn execute(image: &DynamicImage, plan: &Plan) -> Result<DynamicImage, CoreEr
     })
 }
 
-fn resolve_crop(image: &DynamicImage, plan: &Plan) -> Rect {
+fn resolve_crop(image: &DynamicImage, plan: &ResizePlan) -> Rect {
     let Some((w, h)) = plan.smart_crop else {
         return plan.crop;
     };
@@ -63,7 +130,7 @@ fn resample(
     Ok(target)
 }
 
-fn pad(scaled: &DynamicImage, plan: &Plan, background: [u8; 4]) -> DynamicImage {
+fn pad(scaled: &DynamicImage, plan: &ResizePlan, background: [u8; 4]) -> DynamicImage {
     let (cw, ch) = plan.canvas;
     let mut canvas = RgbaImage::from_pixel(cw, ch, ImageRgba(background));
     let top = scaled.to_rgba8();
@@ -81,7 +148,8 @@ fn pad(scaled: &DynamicImage, plan: &Plan, background: [u8; 4]) -> DynamicImage 
 }
 
 /// Pixel at (x, y) as RGBA8, for tests.
-pub fn rgba_at(image: &DynamicImage, x: u32, y: u32) -> [u8; 4] {
+#[cfg(test)]
+fn rgba_at(image: &DynamicImage, x: u32, y: u32) -> [u8; 4] {
     image.get_pixel(x, y).0
 }
 
@@ -89,7 +157,7 @@ pub fn rgba_at(image: &DynamicImage, x: u32, y: u32) -> [u8; 4] {
 mod tests {
     use super::*;
     use crate::pipeline::color::Rgba;
-    use crate::pipeline::plan::{plan, Gravity, ResizeSpec, Strategy};
+    use crate::pipeline::plan::geometry::{plan_resize, Gravity, ResizeSpec, Strategy};
 
     /// A 300x300 image whose nine 100x100 regions each have their own colour.
     fn nine_regions() -> DynamicImage {
@@ -140,8 +208,8 @@ mod tests {
                 },
                 enlarge: false,
             };
-            let p = plan(300, 300, &spec).unwrap();
-            let out = execute(&img, &p).unwrap();
+            let p = plan_resize(300, 300, &spec).unwrap();
+            let out = apply_resize(&img, &p).unwrap();
             assert_eq!(out.dimensions(), (100, 100));
             for (x, y) in [(0, 0), (99, 0), (50, 50), (0, 99), (99, 99)] {
                 assert_eq!(
@@ -166,7 +234,7 @@ mod tests {
             },
             enlarge: false,
         };
-        let out = execute(&img, &plan(300, 300, &spec).unwrap()).unwrap();
+        let out = apply_resize(&img, &plan_resize(300, 300, &spec).unwrap()).unwrap();
         assert_eq!(out.dimensions(), (37, 21));
         for y in 0..21 {
             for x in 0..37 {
@@ -195,7 +263,7 @@ mod tests {
             },
             enlarge: false,
         };
-        let out = execute(&img, &plan(200, 100, &spec).unwrap()).unwrap();
+        let out = apply_resize(&img, &plan_resize(200, 100, &spec).unwrap()).unwrap();
         assert_eq!(out.dimensions(), (100, 100));
         assert_eq!(
             rgba_at(&out, 50, 5),
@@ -235,12 +303,25 @@ mod tests {
             },
             enlarge: false,
         };
-        let out = execute(&img, &plan(100, 10, &spec).unwrap()).unwrap();
-        for x in 0..33 {
-            let p = rgba_at(&out, x, 1);
-            if p[3] > 16 {
-                assert!(p[0] > 240, "visible pixel {x} darkened: {p:?}");
-            }
+        let out = apply_resize(&img, &plan_resize(100, 10, &spec).unwrap()).unwrap();
+        let row: Vec<[u8; 4]> = (0..33).map(|x| rgba_at(&out, x, 1)).collect();
+        // Both sides survive, and the boundary blends: there are pixels of every kind to check.
+        assert_eq!(row[0], [255, 255, 255, 255], "{row:?}");
+        assert_eq!(row[32][3], 0, "{row:?}");
+        let blended = row.iter().filter(|p| p[3] > 0 && p[3] < 255).count();
+        assert!(
+            blended >= 1,
+            "no partly transparent pixel at the boundary: {row:?}"
+        );
+        // Every pixel that shows at all is white, however faintly it shows.
+        let visible: Vec<(usize, &[u8; 4])> =
+            row.iter().enumerate().filter(|(_, p)| p[3] > 0).collect();
+        assert!(visible.len() >= 16, "{row:?}");
+        for (x, p) in visible {
+            assert!(
+                p[..3].iter().all(|&c| c > 240),
+                "visible pixel {x} darkened: {p:?}"
+            );
         }
     }
 
@@ -258,7 +339,7 @@ mod tests {
             },
             enlarge: false,
         };
-        let out = execute(&img, &plan(64, 64, &spec).unwrap()).unwrap();
+        let out = apply_resize(&img, &plan_resize(64, 64, &spec).unwrap()).unwrap();
         assert_eq!(out.dimensions(), (10, 20));
         assert!(matches!(out, DynamicImage::ImageLuma16(_)));
         assert_eq!(out.as_luma16().unwrap().get_pixel(5, 5)[0], 40000);

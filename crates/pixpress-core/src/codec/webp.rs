@@ -4,7 +4,33 @@
 
 use image::DynamicImage;
 
-use crate::CoreError;
+use super::{Codec, RgbaFrame};
+use crate::{CoreError, ImageFormat};
+
+/// WebP through [`Codec`].
+pub struct Webp;
+
+impl Codec for Webp {
+    fn format(&self) -> ImageFormat {
+        ImageFormat::Webp
+    }
+
+    fn quality_range(&self) -> std::ops::RangeInclusive<u8> {
+        30..=95
+    }
+
+    fn encode_lossless(&self, image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+        encode_lossless(image).map(Some)
+    }
+
+    fn encode_lossy(
+        &self,
+        image: &DynamicImage,
+        quality: u8,
+    ) -> Result<Option<Vec<u8>>, CoreError> {
+        encode_lossy(image, quality).map(Some)
+    }
+}
 
 /// libwebp's speed/size trade-off: 4 is its default; 6 is ~3× slower for ~1–2 %.
 const METHOD: i32 = 4;
@@ -65,7 +91,7 @@ fn same_pixels(source: &DynamicImage, encoded: &[u8]) -> bool {
 
 /// Lossy quality of an animation, or `None` for lossless frames.
 pub fn encode_animation(
-    frames: &[super::gif::RgbaFrame],
+    frames: &[RgbaFrame],
     loops: Option<u16>,
     quality: Option<u8>,
 ) -> Result<Vec<u8>, CoreError> {
@@ -93,7 +119,7 @@ mod anim {
         WEBP_MUX_ABI_VERSION,
     };
 
-    use super::super::gif::RgbaFrame;
+    use super::super::RgbaFrame;
     use crate::CoreError;
 
     struct Encoder(*mut libwebp_sys::WebPAnimEncoder);

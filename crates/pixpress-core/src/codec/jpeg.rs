@@ -5,9 +5,8 @@
 
 use image::DynamicImage;
 
-use super::panic_text;
-use crate::pipeline::output::Carried;
-use crate::CoreError;
+use super::{panic_text, Carried, Codec};
+use crate::{CoreError, ImageFormat};
 
 const XMP_SIGNATURE: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 
@@ -19,6 +18,34 @@ pub enum Chroma {
     Half,
     /// 4:4:4
     Full,
+}
+
+/// JPEG through [`Codec`], at one chroma resolution, writing `carried`'s metadata.
+pub struct Jpeg<'a> {
+    pub chroma: Chroma,
+    pub carried: &'a Carried,
+}
+
+impl Codec for Jpeg<'_> {
+    fn format(&self) -> ImageFormat {
+        ImageFormat::Jpeg
+    }
+
+    fn quality_range(&self) -> std::ops::RangeInclusive<u8> {
+        30..=95
+    }
+
+    fn encode_lossless(&self, _image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+        Ok(None)
+    }
+
+    fn encode_lossy(
+        &self,
+        image: &DynamicImage,
+        quality: u8,
+    ) -> Result<Option<Vec<u8>>, CoreError> {
+        encode(image, quality, self.chroma, self.carried).map(Some)
+    }
 }
 
 pub fn encode(

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use image::RgbaImage;
+use image::{DynamicImage, RgbaImage};
 
-use crate::CoreError;
+use super::Codec;
+use crate::{CoreError, ImageFormat};
 
 /// oxipng preset 2 is its default: most of the gain at a fraction of the time of 4–6.
 const OXIPNG_PRESET: u8 = 2;
@@ -29,6 +30,44 @@ const QUANTIZE_SPEED: i32 = 4;
 /// fallback: on png_skimage_logo_rgba it scores 94.44 where speed 4 scores 94.35 (speed 3 does
 /// not reach 94.41 either).
 const QUANTIZE_SPEED_HARDEST: i32 = 2;
+
+/// PNG through [`Codec`]: lossy is a palette at a quality, lossless goes through oxipng;
+/// `icc` is the profile written with the pixels (when the policy keeps it).
+pub struct Png<'a> {
+    pub icc: Option<&'a [u8]>,
+}
+
+impl Codec for Png<'_> {
+    fn format(&self) -> ImageFormat {
+        ImageFormat::Png
+    }
+
+    /// imagequant's whole quality scale.
+    fn quality_range(&self) -> std::ops::RangeInclusive<u8> {
+        0..=100
+    }
+
+    fn encode_lossless(&self, image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+        encode_lossless(image, self.icc).map(Some)
+    }
+
+    fn encode_lossy(
+        &self,
+        image: &DynamicImage,
+        quality: u8,
+    ) -> Result<Option<Vec<u8>>, CoreError> {
+        quantize(&image.to_rgba8(), quality, self.icc)
+    }
+
+    /// The palette the search scores is the one [`quantize`] writes, without oxipng's pass.
+    fn encode_trial(
+        &self,
+        image: &DynamicImage,
+        quality: u8,
+    ) -> Result<Option<Vec<u8>>, CoreError> {
+        quantize_raw(&image.to_rgba8(), quality)
+    }
+}
 
 fn oxipng_options() -> oxipng::Options {
     let mut options = oxipng::Options::from_preset(OXIPNG_PRESET);
@@ -206,10 +245,7 @@ fn write_indexed_png(
 }
 
 /// Encodes pixels as PNG (fast deflate) and lets oxipng pick the colour type and filters.
-pub fn encode_lossless(
-    image: &image::DynamicImage,
-    icc: Option<&[u8]>,
-) -> Result<Vec<u8>, CoreError> {
+pub fn encode_lossless(image: &DynamicImage, icc: Option<&[u8]>) -> Result<Vec<u8>, CoreError> {
     use image::ImageEncoder;
     let mut raw = Vec::new();
     let mut encoder = image::codecs::png::PngEncoder::new_with_quality(

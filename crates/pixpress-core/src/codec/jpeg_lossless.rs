@@ -21,8 +21,8 @@ use mozjpeg_sys::{
     jpeg_simple_progression, jpeg_std_error, jpeg_write_coefficients, jpeg_write_marker,
 };
 
+use super::exif::{exif_subset, orientation_only_exif, KeepExif};
 use super::panic_text;
-use crate::pipeline::Metadata;
 use crate::CoreError;
 
 const APP1: c_int = 0xE1;
@@ -31,8 +31,15 @@ const ICC_SIGNATURE: &[u8] = b"ICC_PROFILE\0";
 const EXIF_SIGNATURE: &[u8] = b"Exif\0\0";
 const XMP_SIGNATURE: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 
+/// What a re-code keeps of the input's metadata besides the ICC profile (which it always keeps).
+#[derive(Clone, Copy, Debug)]
+pub struct Keep {
+    pub exif: KeepExif,
+    pub xmp: bool,
+}
+
 /// Re-codes `input` losslessly. `orientation` is the EXIF orientation value (1 = upright).
-pub fn transcode(input: &[u8], orientation: u8, keep: Metadata) -> Result<Vec<u8>, CoreError> {
+pub fn transcode(input: &[u8], orientation: u8, keep: Keep) -> Result<Vec<u8>, CoreError> {
     if input.len() > c_ulong::MAX as usize {
         return Err(CoreError::Corrupt("input too large for libjpeg".into()));
     }
@@ -42,7 +49,7 @@ pub fn transcode(input: &[u8], orientation: u8, keep: Metadata) -> Result<Vec<u8
         .map_err(|panic| CoreError::Corrupt(panic_text(panic)))
 }
 
-unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Metadata) -> Vec<u8> {
+unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Keep) -> Vec<u8> {
     let mut derr = new_error_mgr();
     let mut dinfo: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
     dinfo.common.err = &mut *derr;
@@ -75,14 +82,13 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Metadata) -> 
     // `copyright` / `geotag` alone: a rewritten EXIF block with just those tags (and the
     // orientation), in place of the original.
     let exif = find_marker(d, APP1, EXIF_SIGNATURE);
-    let subset = exif.filter(|_| keep.exif_subset()).and_then(|data| {
-        crate::pipeline::profile::exif_subset(
-            &data[EXIF_SIGNATURE.len()..],
-            keep.copyright,
-            keep.geotag,
-        )
-    });
-    let exif_kept = (keep.exif && exif.is_some()) || subset.is_some();
+    let subset = match keep.exif {
+        KeepExif::Subset { copyright, geotag } => {
+            exif.and_then(|data| exif_subset(&data[EXIF_SIGNATURE.len()..], copyright, geotag))
+        }
+        KeepExif::Nothing | KeepExif::Whole => None,
+    };
+    let exif_kept = (keep.exif == KeepExif::Whole && exif.is_some()) || subset.is_some();
     if orientation != 1 && !exif_kept {
         let exif = orientation_only_exif(orientation);
         jpeg_write_marker(c, APP1, exif.as_ptr(), exif.len() as c_uint);
@@ -106,13 +112,13 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Metadata) -> 
 }
 
 /// Copies the ICC profile always, EXIF and XMP when kept, in their original order.
-unsafe fn copy_markers(d: &jpeg_decompress_struct, c: &mut jpeg_compress_struct, keep: Metadata) {
+unsafe fn copy_markers(d: &jpeg_decompress_struct, c: &mut jpeg_compress_struct, keep: Keep) {
     let mut marker = d.marker_list;
     while let Some(m) = marker.as_ref() {
         let data = std::slice::from_raw_parts(m.data, m.data_length as usize);
         let id = c_int::from(m.marker);
         let wanted = (id == APP2 && data.starts_with(ICC_SIGNATURE))
-            || (id == APP1 && keep.exif && data.starts_with(EXIF_SIGNATURE))
+            || (id == APP1 && keep.exif == KeepExif::Whole && data.starts_with(EXIF_SIGNATURE))
             || (id == APP1 && keep.xmp && data.starts_with(XMP_SIGNATURE));
         if wanted {
             jpeg_write_marker(c, id, m.data, m.data_length);
@@ -136,21 +142,6 @@ unsafe fn find_marker<'a>(
         marker = m.next;
     }
     None
-}
-
-/// A big-endian TIFF block with one IFD entry: Orientation (0x0112), SHORT, count 1.
-pub fn orientation_only_exif(orientation: u8) -> Vec<u8> {
-    let mut exif = Vec::with_capacity(34);
-    exif.extend_from_slice(b"Exif\0\0");
-    exif.extend_from_slice(b"MM\0\x2A\0\0\0\x08");
-    exif.extend_from_slice(&1u16.to_be_bytes());
-    exif.extend_from_slice(&0x0112u16.to_be_bytes());
-    exif.extend_from_slice(&3u16.to_be_bytes());
-    exif.extend_from_slice(&1u32.to_be_bytes());
-    exif.extend_from_slice(&u16::from(orientation).to_be_bytes());
-    exif.extend_from_slice(&[0, 0]);
-    exif.extend_from_slice(&0u32.to_be_bytes());
-    exif
 }
 
 unsafe fn new_error_mgr() -> Box<jpeg_error_mgr> {

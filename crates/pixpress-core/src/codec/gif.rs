@@ -7,10 +7,37 @@
 
 use std::io::Cursor;
 
-use image::RgbaImage;
+use image::{DynamicImage, RgbaImage};
 
 use super::png::quantize_indices;
-use crate::{CoreError, Limits};
+use super::{Codec, RgbaFrame};
+use crate::{CoreError, ImageFormat, Limits};
+
+/// Still GIF through [`Codec`]: one palette at a quality; "lossless" is the best 256 colours.
+pub struct Gif;
+
+impl Codec for Gif {
+    fn format(&self) -> ImageFormat {
+        ImageFormat::Gif
+    }
+
+    /// imagequant's whole quality scale.
+    fn quality_range(&self) -> std::ops::RangeInclusive<u8> {
+        0..=100
+    }
+
+    fn encode_lossless(&self, image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+        encode_still(image, 100).map(Some)
+    }
+
+    fn encode_lossy(
+        &self,
+        image: &DynamicImage,
+        quality: u8,
+    ) -> Result<Option<Vec<u8>>, CoreError> {
+        encode_still(image, quality).map(Some)
+    }
+}
 
 pub fn transcode_lossless(input: &[u8], limits: &Limits) -> Result<Vec<u8>, CoreError> {
     let mut options = gif::DecodeOptions::new();
@@ -62,14 +89,8 @@ fn encode_err(e: gif::EncodingError) -> CoreError {
     CoreError::Encode(format!("gif: {e}"))
 }
 
-/// One full-canvas frame of an animation, shown for `delay_ms`.
-pub struct RgbaFrame {
-    pub image: RgbaImage,
-    pub delay_ms: u32,
-}
-
 /// Encodes one image as a single-frame GIF at palette `quality` (100: as close as 256 colours get).
-pub fn encode_still(image: &image::DynamicImage, quality: u8) -> Result<Vec<u8>, CoreError> {
+pub fn encode_still(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, CoreError> {
     let frame = RgbaFrame {
         image: image.to_rgba8(),
         delay_ms: 0,

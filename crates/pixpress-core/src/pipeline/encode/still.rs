@@ -1,30 +1,28 @@
-//! Step 5: pixels → bytes in the target format. Lossless encoders when `lossy` is false (a
-//! high fixed quality for JPEG, which has none); otherwise the lossy encoder at the caller's
-//! quality, or at the lowest quality whose SSIMULACRA2 reaches the target ([`quality::search`]).
-//! `auto` encodes each candidate format this way and keeps the smallest. Transparent pixels
-//! going to JPEG are flattened on the background colour first.
+//! The encode step for a still image: lossless encoders when `lossy` is false (a high fixed
+//! quality for JPEG and AVIF, which have none); otherwise the lossy encoder at the caller's
+//! quality, or at the lowest quality whose SSIMULACRA2 reaches the target
+//! ([`quality::search`]). `auto` encodes each candidate format this way and keeps the
+//! smallest. Transparent pixels going to JPEG are flattened on the background colour first.
+//! This module owns the choice of codec, chroma and quality for one image.
 
 use image::{DynamicImage, Rgba as ImageRgba, RgbaImage};
 
-use super::encode::jpeg::{self, Chroma};
-use super::encode::{avif, gif as gif_codec, png, webp};
-use super::quality::{self, Found};
-use super::{OutputFormat, Request};
+use super::encoded::{fixed, plain, round_score, smallest, Encoded, FALLBACK_QUALITY};
+use crate::codec::avif::{self, Avif};
+use crate::codec::gif::Gif;
+use crate::codec::jpeg::{self, Chroma, Jpeg};
+use crate::codec::png::{self, Png};
+use crate::codec::webp::Webp;
+use crate::codec::{Carried, Codec};
+use crate::pipeline::quality::{self, Found};
+use crate::pipeline::request::Request;
 use crate::warning::{self, Warning};
 use crate::{CoreError, ImageFormat};
 
 /// JPEG quality when something forces a re-encode but `lossy` is false (SPEC §5: ≥ 90).
-pub const LOSSLESS_JPEG_QUALITY: u8 = 92;
+const LOSSLESS_JPEG_QUALITY: u8 = 92;
 /// AVIF quality when `lossy` is false but the request asks for AVIF: ravif has no lossless mode.
-pub const LOSSLESS_AVIF_QUALITY: u8 = 92;
-/// Lossy quality when the image is too small to score (under 8×8).
-pub const FALLBACK_QUALITY: u8 = 80;
-const JPEG_RANGE: std::ops::RangeInclusive<u8> = 30..=95;
-const WEBP_RANGE: std::ops::RangeInclusive<u8> = 30..=95;
-/// At AVIF quality 40 the corpus photos already score 44–69 (png_coffee_photo 44.3, photo_storm
-/// 68.6), below any sensible target; starting there saves one of the slow AVIF trials.
-const AVIF_RANGE: std::ops::RangeInclusive<u8> = 40..=95;
-const PALETTE_RANGE: std::ops::RangeInclusive<u8> = 0..=100;
+const LOSSLESS_AVIF_QUALITY: u8 = 92;
 /// When the palette search's top quality falls short of the target by at most this much,
 /// libimagequant's slower speed 2 gets one try before the lossless fallback (a few tenths of a
 /// point is what the slower speed gains; further away it would only cost time).
@@ -33,45 +31,14 @@ const PALETTE_HARDEST_TRY_WITHIN: f64 = 1.0;
 /// for the 3 MP emerald logo, on a loaded machine, where 0.25 MP logos take 0.3 s).
 const PALETTE_HARDEST_TRY_UP_TO_PIXELS: u64 = 1_000_000;
 
-/// Metadata that travels with the pixels to the encoder (already filtered by the policy).
-#[derive(Clone, Debug, Default)]
-pub struct Carried {
-    pub icc: Option<Vec<u8>>,
-    /// TIFF payload of an EXIF block (after "Exif\0\0"), orientation already reset to 1.
-    pub exif: Option<Vec<u8>>,
-    pub xmp: Option<Vec<u8>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Encoded {
-    pub bytes: Vec<u8>,
-    pub format: ImageFormat,
-    pub quality: Option<u8>,
-    pub ssimulacra2: Option<f64>,
-    pub warnings: Vec<Warning>,
-}
-
-/// The concrete format a still image is written in.
-pub fn resolve(target: OutputFormat, input: ImageFormat) -> Option<ImageFormat> {
-    match target {
-        OutputFormat::Same => Some(input),
-        OutputFormat::Jpeg => Some(ImageFormat::Jpeg),
-        OutputFormat::Png => Some(ImageFormat::Png),
-        OutputFormat::Webp => Some(ImageFormat::Webp),
-        OutputFormat::Gif => Some(ImageFormat::Gif),
-        OutputFormat::Avif => Some(ImageFormat::Avif),
-        OutputFormat::Auto => None,
-    }
-}
-
-/// Encodes one still image for `request`, in `input`'s format unless the request converts.
+/// Encodes one still image in `target` (`None`: `auto`, the smallest suitable format).
 pub fn encode(
     image: &DynamicImage,
-    input: ImageFormat,
+    target: Option<ImageFormat>,
     request: &Request,
     carried: &Carried,
 ) -> Result<Encoded, CoreError> {
-    match resolve(request.format, input) {
+    match target {
         Some(format) => encode_as(image, format, request, carried),
         None => encode_auto(image, request, carried),
     }
@@ -98,23 +65,8 @@ fn encode_auto(
     )
 }
 
-/// Encodes each candidate format and keeps the smallest result (the first on a tie).
-pub fn smallest<T>(
-    candidates: &[ImageFormat],
-    mut encode: impl FnMut(ImageFormat) -> Result<T, CoreError>,
-    size: impl Fn(&T) -> usize,
-) -> Result<T, CoreError> {
-    let mut best: Option<T> = None;
-    for &format in candidates {
-        let encoded = encode(format)?;
-        if best.as_ref().is_none_or(|b| size(&encoded) < size(b)) {
-            best = Some(encoded);
-        }
-    }
-    best.ok_or_else(|| CoreError::Encode("no candidate format".into()))
-}
-
-pub fn encode_as(
+/// Encodes a still image in `format` as the request says.
+fn encode_as(
     image: &DynamicImage,
     format: ImageFormat,
     request: &Request,
@@ -145,73 +97,65 @@ pub fn encode_as(
             fixed(jpeg::encode(image, q, chroma, carried)?, format, q)
         }
         (ImageFormat::Jpeg, true) => jpeg_lossy(image, request, carried)?,
-        (ImageFormat::Webp, false) => plain(webp::encode_lossless(image)?, format),
-        (ImageFormat::Webp, true) => lossy(image, format, request, WEBP_RANGE, &|img, q| {
-            webp::encode_lossy(img, q).map(Some)
-        })?,
-        (ImageFormat::Png, false) => {
-            plain(png::encode_lossless(image, carried.icc.as_deref())?, format)
-        }
-        (ImageFormat::Png, true) => png_lossy(image, request, carried)?,
         (ImageFormat::Avif, false) => {
             let q = LOSSLESS_AVIF_QUALITY.max(request.quality.unwrap_or(0));
             let bytes = avif::encode_lossy(image, q)?;
             Encoded {
-                ssimulacra2: quality::score_bytes(image, &bytes).map(round_score),
+                ssimulacra2: quality::score_bytes(image, &bytes, &Avif).map(round_score),
                 ..fixed(bytes, format, q)
             }
         }
-        (ImageFormat::Avif, true) => lossy(image, format, request, AVIF_RANGE, &|img, q| {
-            avif::encode_lossy(img, q).map(Some)
-        })?,
-        (ImageFormat::Gif, false) => plain(gif_codec::encode_still(image, 100)?, format),
-        (ImageFormat::Gif, true) => lossy(image, format, request, PALETTE_RANGE, &|img, q| {
-            gif_codec::encode_still(img, q).map(Some)
-        })?,
+        (ImageFormat::Png, true) => png_lossy(
+            image,
+            request,
+            &Png {
+                icc: carried.icc.as_deref(),
+            },
+        )?,
+        (ImageFormat::Png, false) => lossless(
+            image,
+            &Png {
+                icc: carried.icc.as_deref(),
+            },
+        )?,
+        (ImageFormat::Webp, false) => lossless(image, &Webp)?,
+        (ImageFormat::Gif, false) => lossless(image, &Gif)?,
+        (ImageFormat::Webp, true) => lossy(image, request, &Webp)?,
+        (ImageFormat::Avif, true) => lossy(image, request, &Avif)?,
+        (ImageFormat::Gif, true) => lossy(image, request, &Gif)?,
     };
     encoded.warnings.splice(0..0, warnings);
     Ok(encoded)
 }
 
-fn plain(bytes: Vec<u8>, format: ImageFormat) -> Encoded {
-    Encoded {
-        bytes,
-        format,
-        quality: None,
-        ssimulacra2: None,
-        warnings: Vec::new(),
-    }
-}
-
-fn fixed(bytes: Vec<u8>, format: ImageFormat, quality: u8) -> Encoded {
-    Encoded {
-        quality: Some(quality),
-        ..plain(bytes, format)
-    }
+/// The codec's lossless mode, for the formats that have one.
+fn lossless(image: &DynamicImage, codec: &dyn Codec) -> Result<Encoded, CoreError> {
+    let format = codec.format();
+    let bytes = codec
+        .encode_lossless(image)?
+        .ok_or_else(|| CoreError::Encode(format!("{} has no lossless mode", format.name())))?;
+    Ok(plain(bytes, format))
 }
 
 /// Lossy at the caller's quality (scored for the response), or at the searched one.
-fn lossy(
-    image: &DynamicImage,
-    format: ImageFormat,
-    request: &Request,
-    range: std::ops::RangeInclusive<u8>,
-    encode: &quality::Trial<'_>,
-) -> Result<Encoded, CoreError> {
+fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<Encoded, CoreError> {
+    let format = codec.format();
+    let encode = |quality: u8| {
+        codec
+            .encode_lossy(image, quality)?
+            .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))
+    };
     if let Some(q) = request.quality {
-        let bytes = encode(image, q)?
-            .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))?;
-        let score = quality::score_bytes(image, &bytes);
+        let bytes = encode(q)?;
+        let score = quality::score_bytes(image, &bytes, codec);
         return Ok(Encoded {
             ssimulacra2: score,
             ..fixed(bytes, format, q)
         });
     }
     let target = request.target();
-    let Some(found) = quality::search(image, target, range.clone(), encode)? else {
-        let bytes = encode(image, FALLBACK_QUALITY)?
-            .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))?;
-        return Ok(fixed(bytes, format, FALLBACK_QUALITY));
+    let Some(found) = quality::search(image, target, codec)? else {
+        return Ok(fixed(encode(FALLBACK_QUALITY)?, format, FALLBACK_QUALITY));
     };
     let mut warnings = Vec::new();
     if !found.reached {
@@ -219,7 +163,7 @@ fn lossy(
     }
     let (bytes, quality, score) = match found.whole_image_bytes {
         Some(bytes) => (bytes, found.quality, found.score),
-        None => quality::finish_on_whole_image(image, &found, target, *range.end(), encode)?
+        None => quality::finish_on_whole_image(image, &found, target, codec)?
             .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))?,
     };
     Ok(Encoded {
@@ -239,11 +183,7 @@ fn jpeg_lossy(
     request: &Request,
     carried: &Carried,
 ) -> Result<Encoded, CoreError> {
-    let at = |chroma: Chroma| {
-        lossy(image, ImageFormat::Jpeg, request, JPEG_RANGE, &|img, q| {
-            jpeg::encode(img, q, chroma, carried).map(Some)
-        })
-    };
+    let at = |chroma: Chroma| lossy(image, request, &Jpeg { chroma, carried });
     let half = at(Chroma::Half)?;
     if !looks_like_screen_content(image) {
         return Ok(half);
@@ -290,29 +230,28 @@ pub fn looks_like_screen_content(image: &DynamicImage) -> bool {
 fn png_lossy(
     image: &DynamicImage,
     request: &Request,
-    carried: &Carried,
+    codec: &Png<'_>,
 ) -> Result<Encoded, CoreError> {
     let rgba = image.to_rgba8();
-    let icc = carried.icc.as_deref();
+    let icc = codec.icc;
     if let Some(q) = request.quality {
         return Ok(match png::quantize(&rgba, q, icc)? {
             Some(bytes) => Encoded {
-                ssimulacra2: quality::score_bytes(image, &bytes).map(round_score),
+                ssimulacra2: quality::score_bytes(image, &bytes, codec).map(round_score),
                 ..fixed(bytes, ImageFormat::Png, q)
             },
             None => plain(png::encode_lossless(image, icc)?, ImageFormat::Png),
         });
     }
-    let trial = |img: &DynamicImage, q: u8| png::quantize_raw(&img.to_rgba8(), q);
     let target = request.target();
-    let found = quality::search(image, target, PALETTE_RANGE, &trial)?;
+    let found = quality::search(image, target, codec)?;
     let settled = match &found {
         Some(found) if found.reached && found.whole_image_bytes.is_some() => {
             Some((found.quality, found.score))
         }
         // Searched on the sample: check (and raise) on the whole image before trusting it.
         Some(found) if found.reached => {
-            quality::finish_on_whole_image(image, found, target, *PALETTE_RANGE.end(), &trial)?
+            quality::finish_on_whole_image(image, found, target, codec)?
                 .map(|(_, q, score)| (q, score))
         }
         _ => None,
@@ -334,7 +273,7 @@ fn png_lossy(
     {
         if let Some(quantized) = png::quantize_hardest(&rgba)? {
             let raw = png::indexed_png(&rgba, &quantized, icc)?;
-            if let Some(score) = quality::score_bytes(image, &raw).filter(|&s| s >= target) {
+            if let Some(score) = quality::score_bytes(image, &raw, codec).filter(|&s| s >= target) {
                 return Ok(Encoded {
                     ssimulacra2: Some(round_score(score)),
                     ..fixed(png::optimize_lossless(&raw)?, ImageFormat::Png, 100)
@@ -360,10 +299,6 @@ fn target_not_reached(format: ImageFormat, found: &Found, target: f64) -> Warnin
             found.score
         ),
     )
-}
-
-pub fn round_score(score: f64) -> f64 {
-    (score * 100.0).round() / 100.0
 }
 
 /// True when some pixel is not fully opaque.
@@ -418,9 +353,14 @@ mod tests {
         };
         let carried = Carried::default();
         let chosen = encode_as(&shot, ImageFormat::Jpeg, &request, &carried).unwrap();
-        let half = lossy(&shot, ImageFormat::Jpeg, &request, JPEG_RANGE, &|img, q| {
-            jpeg::encode(img, q, Chroma::Half, &carried).map(Some)
-        })
+        let half = lossy(
+            &shot,
+            &request,
+            &Jpeg {
+                chroma: Chroma::Half,
+                carried: &carried,
+            },
+        )
         .unwrap();
         assert!(chosen.ssimulacra2.unwrap() >= 80.0);
         assert!(chosen.bytes.len() <= half.bytes.len());

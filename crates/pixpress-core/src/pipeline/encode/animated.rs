@@ -1,0 +1,85 @@
+//! The encode step for animations (SPEC §5): frames written again as an animated GIF (one
+//! imagequant palette per frame, changed rectangles only) or an animated WebP (libwebp's
+//! animation encoder, which finds sub-rectangles and blending itself). Lossy quality is searched
+//! on the first frame and used for all of them: scoring every frame of every trial would cost
+//! frames × trials encodes.
+
+use image::{DynamicImage, RgbaImage};
+
+use super::encoded::{round_score, smallest, Encoded, FALLBACK_QUALITY};
+use crate::codec::gif::{self as gif_codec, Gif};
+use crate::codec::webp::{self, Webp};
+use crate::codec::{Codec, RgbaFrame};
+use crate::pipeline::quality;
+use crate::pipeline::request::{OutputFormat, Request};
+use crate::{CoreError, ImageFormat};
+
+/// Writes frames in the request's animated format (`auto`: the smaller of GIF and WebP).
+pub fn encode(
+    frames: &[RgbaFrame],
+    loops: Option<u16>,
+    input: ImageFormat,
+    request: &Request,
+) -> Result<Encoded, CoreError> {
+    let candidates: &[ImageFormat] = match request.format {
+        OutputFormat::Auto => &[ImageFormat::Webp, ImageFormat::Gif],
+        OutputFormat::Gif => &[ImageFormat::Gif],
+        OutputFormat::Webp => &[ImageFormat::Webp],
+        _ => std::slice::from_ref(match input {
+            ImageFormat::Gif => &ImageFormat::Gif,
+            _ => &ImageFormat::Webp,
+        }),
+    };
+    smallest(
+        candidates,
+        |format| encode_as(frames, loops, format, request),
+        |e| e.bytes.len(),
+    )
+}
+
+fn encode_as(
+    frames: &[RgbaFrame],
+    loops: Option<u16>,
+    format: ImageFormat,
+    request: &Request,
+) -> Result<Encoded, CoreError> {
+    let first = frames
+        .first()
+        .ok_or_else(|| CoreError::Encode("no frames".into()))?;
+    let (quality, score) = if request.lossy {
+        first_frame_quality(&first.image, format, request)?
+    } else {
+        (None, None)
+    };
+    let bytes = match format {
+        ImageFormat::Gif => gif_codec::encode_animation(frames, loops, quality.unwrap_or(100))?,
+        _ => webp::encode_animation(frames, loops, quality)?,
+    };
+    Ok(Encoded {
+        bytes,
+        format,
+        quality,
+        ssimulacra2: score,
+        warnings: Vec::new(),
+    })
+}
+
+/// The quality for every frame: the caller's, or the one the search finds on the first frame.
+fn first_frame_quality(
+    first: &RgbaImage,
+    format: ImageFormat,
+    request: &Request,
+) -> Result<(Option<u8>, Option<f64>), CoreError> {
+    if let Some(q) = request.quality {
+        return Ok((Some(q), None));
+    }
+    let image = DynamicImage::ImageRgba8(first.clone());
+    let codec: &dyn Codec = match format {
+        ImageFormat::Gif => &Gif,
+        _ => &Webp,
+    };
+    Ok(match quality::search(&image, request.target(), codec)? {
+        Some(found) => (Some(found.quality), Some(round_score(found.score))),
+        None => (Some(FALLBACK_QUALITY), None),
+    })
+}

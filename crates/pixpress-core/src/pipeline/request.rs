@@ -1,0 +1,97 @@
+//! What the caller asks for, already validated at the edge: the output format, lossy or not and
+//! at what quality or perceptual target, which metadata survives, the flattening colour. This
+//! module owns those options and the names of their defaults; the steps only read them.
+
+use super::quality;
+use crate::codec::exif::KeepExif;
+use crate::ImageFormat;
+
+/// The output format a request asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// The input's format (the default).
+    #[default]
+    Same,
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Avif,
+    /// The smallest suitable format at the same perceptual target.
+    Auto,
+}
+
+impl OutputFormat {
+    /// The concrete format a still image is written in; `None` for `auto`, which chooses
+    /// among several once the pixels are known.
+    pub fn resolve(self, input: ImageFormat) -> Option<ImageFormat> {
+        match self {
+            OutputFormat::Same => Some(input),
+            OutputFormat::Jpeg => Some(ImageFormat::Jpeg),
+            OutputFormat::Png => Some(ImageFormat::Png),
+            OutputFormat::Webp => Some(ImageFormat::Webp),
+            OutputFormat::Gif => Some(ImageFormat::Gif),
+            OutputFormat::Avif => Some(ImageFormat::Avif),
+            OutputFormat::Auto => None,
+        }
+    }
+}
+
+/// Which metadata survives (SPEC §3). The default strips everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub exif: bool,
+    /// Keep the embedded colour profile instead of converting the pixels to sRGB.
+    pub icc: bool,
+    pub xmp: bool,
+    /// Keep only EXIF's Copyright and Artist tags (when `exif` is not kept whole).
+    pub copyright: bool,
+    /// Keep only EXIF's GPS tags (when `exif` is not kept whole).
+    pub geotag: bool,
+}
+
+impl Metadata {
+    /// Some part of the EXIF block is to be kept.
+    pub fn wants_exif(&self) -> bool {
+        self.exif || self.copyright || self.geotag
+    }
+
+    /// Only chosen EXIF tags are kept: the block must be rewritten, not copied.
+    pub fn exif_subset(&self) -> bool {
+        !self.exif && (self.copyright || self.geotag)
+    }
+
+    /// How much of the EXIF block survives, as the codecs take it.
+    pub fn keep_exif(&self) -> KeepExif {
+        if self.exif {
+            KeepExif::Whole
+        } else if self.exif_subset() {
+            KeepExif::Subset {
+                copyright: self.copyright,
+                geotag: self.geotag,
+            }
+        } else {
+            KeepExif::Nothing
+        }
+    }
+}
+
+/// What the caller asked for, already validated at the edge.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub lossy: bool,
+    /// 0–100; `None` means "choose by the perceptual target".
+    pub quality: Option<u8>,
+    /// SSIMULACRA2 the automatic quality must reach; `None` is [`quality::DEFAULT_TARGET`].
+    pub quality_target: Option<f64>,
+    pub format: OutputFormat,
+    pub metadata: Metadata,
+    /// Opaque colour transparent pixels are flattened on when the output has no alpha.
+    pub background: Option<[u8; 4]>,
+}
+
+impl Request {
+    pub fn target(&self) -> f64 {
+        self.quality_target.unwrap_or(quality::DEFAULT_TARGET)
+    }
+}
