@@ -1,10 +1,10 @@
-//! Admission control for image work (the work gate). Every image is admitted against two bounds: a number of
-//! worker slots (CPU) and a memory budget in MiB, charged by the decode memory predicted from
-//! the header (width × height × frames × 4 bytes, times a working-copy factor) before any pixel
-//! is decoded. What does not fit right away waits in a bounded queue; when the queue is full the
-//! answer is 503 `overloaded` with `Retry-After` at once, so a burst of big images costs neither
-//! unbounded memory nor an out-of-memory kill. This module owns the slots, the budget and the
-//! queue; the HTTP answer to a refusal is `http::error`'s.
+//! Admission control for image work (the work gate): this module owns the worker slots, the
+//! memory budget and the queue. Every image is admitted against two bounds: a number of worker
+//! slots (CPU) and a memory budget in MiB, charged by the decode memory predicted from the
+//! header (width × height × frames × 4 bytes, times a working-copy factor) before any pixel is
+//! decoded. What does not fit right away waits in a bounded queue; when the queue is full the
+//! request is refused at once (503 `overloaded` with `Retry-After`, chosen by `http::error`), so
+//! a burst of big images costs neither unbounded memory nor an out-of-memory kill.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
