@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
-use pixpress_server::{app, keys, ServerConfig};
+use pixpress_server::accounts::keys;
+use pixpress_server::{app, ServerConfig};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -54,9 +55,9 @@ struct StateArgs {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
-    plans: std::collections::BTreeMap<String, pixpress_server::plans::PlanOverride>,
+    plans: std::collections::BTreeMap<String, pixpress_server::accounts::plans::PlanOverride>,
     #[serde(default)]
-    storage: pixpress_server::storage::StorageSettings,
+    storage: pixpress_server::storage::hosted::StorageSettings,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<ConfigFile> {
@@ -182,7 +183,8 @@ async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::with_data_dir(state.data_dir);
     config.database_url = state.database_url;
     let file = load_config(state.config.as_ref())?;
-    config.plans = pixpress_server::plans::Plans::default().with_overrides(&file.plans)?;
+    config.plans =
+        pixpress_server::accounts::plans::Plans::default().with_overrides(&file.plans)?;
     // Flags and env vars override the config file's [storage] table.
     config.storage = file.storage;
     if args.storage.is_some() {

@@ -1,124 +1,29 @@
-//! The axum application: shared state, the router, and start-up (database, first key, stores,
-//! background sweep, graceful shutdown). Instances keep no state of their own beyond caches:
-//! keys and result records are in the database, result bytes in the result store.
+//! Start-up wiring, the one place `anyhow` is allowed: opens the database, the result store,
+//! the fetcher, exporter and rate limiter, builds the [`Service`], prints a first key when there
+//! is none, starts the background sweep and serves the router (HTTP or HTTPS) until a shutdown
+//! signal. Instances keep no state of their own beyond caches: keys and result records are in
+//! the database, result bytes in the result store.
 
 use std::net::SocketAddr;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue};
-use axum::response::IntoResponse;
-use axum::routing::{get, post, MethodRouter};
-use axum::Router;
 use pixpress_core::Limits;
-use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::accounts::keys;
+use crate::accounts::ratelimit::RateLimiter;
 use crate::config::ServerConfig;
 use crate::db::{self, Db};
-use crate::error::ApiError;
-use crate::export::Exporter;
-use crate::fetch::Fetcher;
-use crate::fetch_guard::AddressPolicy;
-use crate::gate::WorkGate;
-use crate::plans::Plans;
-use crate::ratelimit::RateLimiter;
-use crate::results::ResultStore;
-use crate::storage::ObjectStore;
-use crate::{keys, request_id, routes};
-
-/// JSON option bodies are small; the image itself comes by URL or in the multipart upload.
-const MAX_JSON_BODY: usize = 1024 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub results: ResultStore,
-    pub fetcher: Fetcher,
-    pub limits: Limits,
-    pub public_url: String,
-    pub gate: WorkGate,
-    pub plans: Plans,
-    pub limiter: RateLimiter,
-    /// Writes to the users' own buckets (`s3_store`, `azure_store`, `gcs_store`).
-    pub exporter: Exporter,
-}
-
-impl AppState {
-    /// Runs CPU-heavy image work on the blocking pool once the gate admits it (worker slot and
-    /// predicted memory), so one big image never stalls the async runtime serving everyone else.
-    pub async fn run_image_work<T, F>(&self, cost_mib: u64, work: F) -> Result<T, ApiError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let admission = self.gate.admit(cost_mib).await?;
-        let result = tokio::task::spawn_blocking(work).await;
-        drop(admission);
-        result.map_err(|e| ApiError::internal("image worker failed", e))
-    }
-}
-
-pub fn router(state: AppState, max_upload_bytes: u64) -> Router {
-    let upload_limit = usize::try_from(max_upload_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(MAX_JSON_BODY);
-    let v1 = Router::new()
-        .route("/v1/", limited(post(routes::optimize_url), MAX_JSON_BODY))
-        .route(
-            "/v1/url",
-            limited(post(routes::optimize_url), MAX_JSON_BODY),
-        )
-        .route(
-            "/v1/upload",
-            limited(post(routes::optimize_upload), upload_limit),
-        )
-        .route("/v1/images/{file}", get(routes::hosted_image))
-        .route("/v1/usage", get(routes::usage_report))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz));
-    v1.fallback(routes::not_found_fallback)
-        .layer(axum::middleware::from_fn(request_id::middleware))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .with_state(state)
-}
-
-/// Caps a route's body at `limit` bytes: declared lengths are refused before reading, and
-/// undeclared (chunked) bodies are cut off by axum's limit while streaming.
-fn limited(route: MethodRouter<AppState>, limit: usize) -> MethodRouter<AppState> {
-    route
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
-            limit,
-            reject_declared_oversize,
-        ))
-}
-
-/// Answers 413 from the Content-Length header alone, before a byte of an oversized body is read.
-async fn reject_declared_oversize(
-    axum::extract::State(limit): axum::extract::State<usize>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > limit as u64 => ApiError::too_large(limit as u64).into_response(),
-        _ => next.run(request).await,
-    }
-}
+use crate::fetch::client::Fetcher;
+use crate::fetch::guard::AddressPolicy;
+use crate::http::router::router;
+use crate::service::admission::WorkGate;
+use crate::service::Service;
+use crate::storage::export::Exporter;
+use crate::storage::hosted::ObjectStore;
+use crate::storage::results::ResultStore;
 
 /// Opens the database and prints a first key when the key store is empty.
 pub async fn open_database(config: &ServerConfig) -> anyhow::Result<Db> {
-    db::open(&config.data_dir, config.database_url.as_deref()).await
+    Ok(db::open(&config.data_dir, config.database_url.as_deref()).await?)
 }
 
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
@@ -149,15 +54,15 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let public_url = public_url(&config, scheme, bound);
     print_first_key_if_none(&db, &public_url).await?;
 
-    let limits = Limits {
+    let input_limits = Limits {
         max_pixels: config.max_pixels,
         ..Limits::default()
     };
-    let state = AppState {
+    let service = Service {
         db: db.clone(),
         results: results.clone(),
         fetcher,
-        limits,
+        input_limits,
         public_url: public_url.clone(),
         gate: WorkGate::new(config.workers, config.memory_budget_mib, config.max_queue),
         plans: config.plans.clone(),
@@ -165,7 +70,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         exporter,
     };
     tokio::spawn(results.sweep_forever(db, config.sweep_interval));
-    let app = router(state, config.max_input_bytes);
+    let app = router(service, config.max_input_bytes);
     println!("pixpress listening on {public_url}");
     tracing::info!(address = %bound, scheme, "listening");
     match tls {

@@ -1,4 +1,5 @@
-//! Server settings, filled by the binary from flags, env vars and the config file.
+//! [`ServerConfig`]: the server's settings, filled by the binary from flags, env vars and the
+//! config file, read once by `app` at start-up.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,11 +31,11 @@ pub struct ServerConfig {
     /// PEM certificate chain and private key: when both are set the server speaks HTTPS only.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    pub plans: crate::plans::Plans,
+    pub plans: crate::accounts::plans::Plans,
     /// `redis://…`: rate-limit state shared by every instance; None keeps it in memory.
     pub redis_url: Option<String>,
     /// Where hosted results live (directory or object store) and how to reach it.
-    pub storage: crate::storage::StorageSettings,
+    pub storage: crate::storage::hosted::StorageSettings,
 }
 
 impl ServerConfig {
@@ -56,9 +57,9 @@ impl ServerConfig {
             max_queue: 64,
             tls_cert: None,
             tls_key: None,
-            plans: crate::plans::Plans::default(),
+            plans: crate::accounts::plans::Plans::default(),
             redis_url: None,
-            storage: crate::storage::StorageSettings::default(),
+            storage: crate::storage::hosted::StorageSettings::default(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! backends: SQLite (embedded, the default: `DATA_DIR/pixpress.db`) and PostgreSQL
 //! (`--database postgres://…`, for several instances sharing state). Queries use `$N`
 //! placeholders and SQL both dialects accept. Migrations are embedded and run at start-up.
-//! Every query lives in the module that owns its table (`keys`, `results`, `usage`).
+//! Every query lives in the module that owns its table (`accounts::keys`, `accounts::usage`,
+//! `storage::results`); this module owns only the pool, the migrations and the clock.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,10 +13,22 @@ use sqlx::{AnyPool, Executor};
 
 pub type Db = AnyPool;
 
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {0:?} is not supported: use a sqlite: or postgres:// URL")]
+    Unsupported(String),
+    #[error(transparent)]
+    DataDir(#[from] std::io::Error),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Opens (creating if needed) the database at `url`, or `DATA_DIR/pixpress.db` when `url` is None.
-pub async fn open(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Db> {
+pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Db, DbError> {
     sqlx::any::install_default_drivers();
     let url = match url {
         Some(url)
@@ -25,9 +38,7 @@ pub async fn open(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Db> {
         {
             url.to_string()
         }
-        Some(url) => {
-            anyhow::bail!("database {url:?} is not supported: use a sqlite: or postgres:// URL")
-        }
+        Some(url) => return Err(DbError::Unsupported(url.to_string())),
         None => {
             std::fs::create_dir_all(data_dir)?;
             format!(
@@ -70,4 +81,9 @@ pub fn now_unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// One round trip to the database (readiness).
+pub async fn ping(db: &Db) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(db).await.map(|_| ())
 }

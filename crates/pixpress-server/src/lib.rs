@@ -1,29 +1,25 @@
-//! pixpress-server: the HTTP face of pixpress.
+//! pixpress-server: the HTTP face of pixpress — the axum app with accounts, limits and storage.
+//! Pixels are the core crate's business: this crate hands it bytes and options and never
+//! touches a codec.
 //!
-//! axum routes (`routes`), the request-options edge (`options`), API keys (`keys`), the URL
-//! fetcher and its SSRF guard (`fetch`, `fetch_guard`), hosted results (`results`) over the object
-//! store (`storage`), exports to the user's own buckets (`export`) and the one
-//! error type that maps everything to HTTP (`error`). Pixels are the core crate's business: this
-//! crate hands it bytes and options and never touches a codec.
+//! Layers, each importing only the ones below it:
+//! - `http`: the edge — router, thin handlers, the one options parser, request ids, and the one
+//!   mapping from every typed error to a status, code and JSON body.
+//! - `service`: the optimise service (key → rate limit → quota → fetch → pipeline → host →
+//!   export → meter), the work gate, hosted reads and reports.
+//! - `accounts` (keys, plans, rate limits, usage), `storage` (hosted results, exports, the one
+//!   OpenDAL operator builder), `fetch` (the URL client and its address guard), `db` (the pool).
+//!
+//! `app` wires them at start-up; `config` is what the binary fills in.
 
+pub mod accounts;
 pub mod app;
 pub mod config;
 pub mod db;
-pub mod error;
-pub mod export;
 pub mod fetch;
-pub mod fetch_guard;
-pub mod gate;
-pub mod keys;
-pub mod options;
-pub mod plans;
-pub mod ratelimit;
-pub mod request_id;
-pub mod resize_json;
-pub mod results;
-pub mod routes;
+pub mod http;
+pub mod service;
 pub mod storage;
-pub mod usage;
 
 pub use app::serve;
 pub use config::ServerConfig;

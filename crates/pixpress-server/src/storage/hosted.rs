@@ -1,50 +1,20 @@
 //! The object store behind hosted results: one abstraction over OpenDAL for every backend that
 //! `--storage` accepts — a local directory (the default, `DATA_DIR/results`), `s3://bucket/prefix`,
-//! `azblob://container/prefix` and `gcs://bucket/prefix`. It owns bytes only: which results exist
-//! and when they expire is recorded in the database by `results`. Endpoint, region and
-//! credentials come from flags, env vars or the config file; secrets are [`Secret`]s, which
-//! never print, and OpenDAL's messages are passed through [`redact`] before anyone sees them.
+//! `azblob://container/prefix` and `gcs://bucket/prefix`. This module owns the store's settings,
+//! the `--storage` location syntax and the bytes; which results exist and when they expire is
+//! recorded in the database by `storage::results`. Endpoint, region and credentials come from
+//! flags, env vars or the config file; secrets are [`Secret`]s, which never print. The operator
+//! itself is built by `storage::operator`, as the exports' are.
 
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use opendal::{services, ErrorKind, Operator};
+use opendal::{ErrorKind, Operator};
 
-/// A credential: kept out of `Debug`, `Display` and serialisation, so it cannot reach a log line
-/// or a response by accident.
-#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for handing to the store client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// Replaces every occurrence of the given secrets (at least 4 characters long) in `text`.
-pub fn redact(text: &str, secrets: &[&Secret]) -> String {
-    let mut text = text.to_string();
-    for secret in secrets {
-        if secret.0.len() >= 4 {
-            text = text.replace(&secret.0, "[redacted]");
-        }
-    }
-    text
-}
+use crate::storage::operator::{self, Ambient, Backend, GcsAuth};
+use crate::storage::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -167,18 +137,79 @@ impl std::fmt::Debug for ObjectStore {
     }
 }
 
-/// Finishes an object-store operator with [`default_reqwest`] as its HTTP client.
-fn with_client(
-    builder: opendal::OperatorBuilder<impl opendal::raw::Access>,
-) -> Result<Operator, StorageError> {
-    let client = opendal::raw::HttpClient::with(default_reqwest()?);
-    Ok(builder
-        .layer(opendal::layers::HttpClientLayer::new(client))
-        .finish())
-}
-
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The operator settings for the hosted store at `location`: a directory is created (and made
+/// absolute) here; region, Azure account, key and SAS token fall back to their env vars.
+fn backend(
+    location: &Location,
+    settings: &StorageSettings,
+    location_text: &str,
+) -> Result<Backend, StorageError> {
+    let config_error = |message: String| StorageError::Config {
+        location: location_text.to_string(),
+        message,
+    };
+    Ok(match location {
+        Location::Dir(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| config_error(format!("creating the directory: {e}")))?;
+            let dir = std::path::absolute(dir).map_err(|e| config_error(e.to_string()))?;
+            Backend::Fs {
+                root: dir.to_string_lossy().into_owned(),
+            }
+        }
+        Location::S3 { bucket, prefix } => Backend::S3(operator::S3 {
+            bucket: bucket.clone(),
+            root: Some(Location::root(prefix)),
+            region: settings
+                .region
+                .clone()
+                .or_else(|| env_nonempty("AWS_REGION"))
+                .or_else(|| env_nonempty("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".into()),
+            endpoint: settings.endpoint.clone(),
+            access_key_id: settings.access_key_id.clone(),
+            secret_access_key: settings.secret_access_key.clone(),
+        }),
+        Location::Azblob { container, prefix } => {
+            let account = settings
+                .account_name
+                .clone()
+                .or_else(|| env_nonempty("AZURE_STORAGE_ACCOUNT"))
+                .ok_or_else(|| {
+                    config_error(
+                        "needs an account name: set account_name in [storage] or AZURE_STORAGE_ACCOUNT"
+                            .into(),
+                    )
+                })?;
+            Backend::Azblob(operator::Azblob {
+                container: container.clone(),
+                root: Some(Location::root(prefix)),
+                endpoint: settings
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net")),
+                key: settings
+                    .account_key
+                    .clone()
+                    .or_else(|| env_nonempty("AZURE_STORAGE_KEY").map(Secret::new)),
+                sas_token: settings
+                    .sas_token
+                    .clone()
+                    .or_else(|| env_nonempty("AZURE_STORAGE_SAS_TOKEN").map(Secret::new)),
+                account,
+            })
+        }
+        Location::Gcs { bucket, prefix } => Backend::Gcs(operator::Gcs {
+            bucket: bucket.clone(),
+            root: Some(Location::root(prefix)),
+            endpoint: settings.endpoint.clone(),
+            auth: GcsAuth::CredentialPath(settings.credential_path.clone()),
+        }),
+    })
 }
 
 impl ObjectStore {
@@ -189,92 +220,13 @@ impl ObjectStore {
             .clone()
             .unwrap_or_else(|| default_dir.display().to_string());
         let location = Location::parse(&location_text)?;
-        let config_error = |e: opendal::Error| StorageError::Config {
-            location: location_text.clone(),
-            message: e.to_string(),
-        };
-        let op = match &location {
-            Location::Dir(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| StorageError::Config {
-                    location: location_text.clone(),
-                    message: format!("creating the directory: {e}"),
-                })?;
-                let dir = std::path::absolute(dir).map_err(|e| StorageError::Config {
-                    location: location_text.clone(),
-                    message: e.to_string(),
-                })?;
-                let builder = services::Fs::default().root(&dir.to_string_lossy());
-                Operator::new(builder).map_err(config_error)?.finish()
+        let backend = backend(&location, settings, &location_text)?;
+        let op = operator::build(&backend, default_reqwest()?, Ambient::Allowed).map_err(|e| {
+            StorageError::Config {
+                location: location_text.clone(),
+                message: e.to_string(),
             }
-            Location::S3 { bucket, prefix } => {
-                let region = settings
-                    .region
-                    .clone()
-                    .or_else(|| env_nonempty("AWS_REGION"))
-                    .or_else(|| env_nonempty("AWS_DEFAULT_REGION"))
-                    .unwrap_or_else(|| "us-east-1".into());
-                let mut builder = services::S3::default()
-                    .bucket(bucket)
-                    .root(&Location::root(prefix))
-                    .region(&region);
-                if let Some(endpoint) = &settings.endpoint {
-                    builder = builder.endpoint(endpoint);
-                }
-                if let Some(key) = &settings.access_key_id {
-                    builder = builder.access_key_id(key.expose());
-                }
-                if let Some(secret) = &settings.secret_access_key {
-                    builder = builder.secret_access_key(secret.expose());
-                }
-                with_client(Operator::new(builder).map_err(config_error)?)?
-            }
-            Location::Azblob { container, prefix } => {
-                let account = settings
-                    .account_name
-                    .clone()
-                    .or_else(|| env_nonempty("AZURE_STORAGE_ACCOUNT"))
-                    .ok_or_else(|| StorageError::Config {
-                        location: location_text.clone(),
-                        message: "needs an account name: set account_name in [storage] or AZURE_STORAGE_ACCOUNT".into(),
-                    })?;
-                let key = settings
-                    .account_key
-                    .clone()
-                    .or_else(|| env_nonempty("AZURE_STORAGE_KEY").map(Secret::new));
-                let endpoint = settings
-                    .endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-                let mut builder = services::Azblob::default()
-                    .container(container)
-                    .root(&Location::root(prefix))
-                    .endpoint(&endpoint)
-                    .account_name(&account);
-                if let Some(key) = &key {
-                    builder = builder.account_key(key.expose());
-                }
-                let sas = settings
-                    .sas_token
-                    .clone()
-                    .or_else(|| env_nonempty("AZURE_STORAGE_SAS_TOKEN").map(Secret::new));
-                if let Some(sas) = &sas {
-                    builder = builder.sas_token(sas.expose());
-                }
-                with_client(Operator::new(builder).map_err(config_error)?)?
-            }
-            Location::Gcs { bucket, prefix } => {
-                let mut builder = services::Gcs::default()
-                    .bucket(bucket)
-                    .root(&Location::root(prefix));
-                if let Some(endpoint) = &settings.endpoint {
-                    builder = builder.endpoint(endpoint);
-                }
-                if let Some(path) = &settings.credential_path {
-                    builder = builder.credential_path(path);
-                }
-                with_client(Operator::new(builder).map_err(config_error)?)?
-            }
-        };
+        })?;
         if settings.redirect && !op.info().full_capability().presign_read {
             return Err(StorageError::Config {
                 location: location_text,
@@ -380,6 +332,7 @@ impl ObjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::secret::redact;
 
     #[test]
     fn locations_parse() {

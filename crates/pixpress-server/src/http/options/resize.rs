@@ -3,14 +3,15 @@
 //! strategy needs, type checking with sharp-style messages ("Expected positive
 //! integer for width but received \"100\" of type string"), and the soft
 //! warnings (unknown crop mode, ignored fields) returned as `(code, message)`.
-//! Geometry limits that depend on the source image stay in `plan`.
+//! Geometry limits that depend on the source image are the core's.
 
 use std::collections::HashSet;
-use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use pixpress_core::{parse_color, Gravity, ResizeSpec, Rgba, Strategy, MAX_DIMENSION};
+
+use crate::http::options::fields::{expected, expected_at, FieldError, Fields};
 
 /// Most resize variants one request may ask for.
 pub const MAX_RESIZES: usize = 10;
@@ -30,7 +31,8 @@ pub const STRATEGIES: [&str; 8] = [
     "fill",
 ];
 
-const KNOWN_FIELDS: [&str; 11] = [
+/// Every field a resize object may carry.
+const RESIZE_FIELDS: [&str; 11] = [
     "strategy",
     "width",
     "height",
@@ -50,31 +52,6 @@ pub type Warning = (String, String);
 /// A parsed resize variant: its optional client id, the spec and its warnings.
 pub type ResizeEntry = (Option<String>, ResizeSpec, Vec<Warning>);
 
-/// A rejected option, naming the offending field by its full path
-/// (`resize.width`, `resize[2].id`) so clients can point at it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for FieldError {}
-
 /// Parses either one resize object or an array of 1 to [`MAX_RESIZES`] of them,
 /// with unique ids. Paths in errors start at `resize`.
 pub fn parse_resize_list(value: &Value) -> Result<Vec<ResizeEntry>, FieldError> {
@@ -82,7 +59,7 @@ pub fn parse_resize_list(value: &Value) -> Result<Vec<ResizeEntry>, FieldError> 
     match value {
         Value::Object(_) => Ok(vec![parse_entry(value, ROOT)?]),
         Value::Array(items) => parse_entries(items, ROOT),
-        other => Err(type_error(ROOT, "object or array of objects", other)),
+        other => Err(expected_at(ROOT, "object or array of objects", other)),
     }
 }
 
@@ -130,14 +107,14 @@ fn parse_entry(value: &Value, prefix: &str) -> Result<ResizeEntry, FieldError> {
 /// warnings.
 pub fn parse_resize(value: &Value, prefix: &str) -> Result<(ResizeSpec, Vec<Warning>), FieldError> {
     let Value::Object(map) = value else {
-        return Err(type_error(prefix, "object", value));
+        return Err(expected_at(prefix, "object", value));
     };
-    let fields = Fields { map, prefix };
+    let fields = Fields::new(map, prefix);
     let mut warnings = Vec::new();
-    fields.optional_string("id")?;
+    fields.optional_str("id", "string")?;
     let strategy_name = fields.strategy_name()?;
     let strategy = parse_strategy(&fields, strategy_name, &mut warnings)?;
-    let enlarge = fields.optional_bool("enlarge")?.unwrap_or(false);
+    let enlarge = fields.optional_bool("enlarge", "boolean")?.unwrap_or(false);
     warn_about_extra_fields(&fields, strategy_name, &mut warnings);
     Ok((ResizeSpec { strategy, enlarge }, warnings))
 }
@@ -225,13 +202,12 @@ fn fields_used_by(strategy: &str) -> &'static [&'static str] {
 fn warn_about_extra_fields(fields: &Fields, strategy: &str, warnings: &mut Vec<Warning>) {
     const ALWAYS: [&str; 3] = ["strategy", "enlarge", "id"];
     let used = fields_used_by(strategy);
-    for key in fields.map.keys() {
-        let key = key.as_str();
+    for key in fields.keys() {
         if ALWAYS.contains(&key) || used.contains(&key) {
             continue;
         }
         let path = fields.path(key);
-        let warning = if KNOWN_FIELDS.contains(&key) {
+        let warning = if RESIZE_FIELDS.contains(&key) {
             (
                 "ignored_field".to_owned(),
                 format!("{path} is not used by the {strategy} strategy and was ignored"),
@@ -246,35 +222,15 @@ fn warn_about_extra_fields(fields: &Fields, strategy: &str, warnings: &mut Vec<W
     }
 }
 
-/// One JSON object being read, with the path prefix used in messages.
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    prefix: &'a str,
-}
-
+/// The resize-specific readers on top of the shared [`Fields`].
 impl Fields<'_> {
-    fn path(&self, name: &str) -> String {
-        format!("{}.{name}", self.prefix)
-    }
-
-    fn present(&self, name: &str) -> Option<&Value> {
-        self.map.get(name).filter(|v| !v.is_null())
-    }
-
-    fn missing(&self, name: &str, expected: &str) -> FieldError {
-        FieldError::new(
-            self.path(name),
-            format!("Expected {expected} for {name} but it is missing"),
-        )
-    }
-
     fn strategy_name(&self) -> Result<&str, FieldError> {
         let value = self.present("strategy").ok_or_else(|| {
             self.missing("strategy", &format!("one of {}", STRATEGIES.join(", ")))
         })?;
         value
             .as_str()
-            .ok_or_else(|| type_error(&self.path("strategy"), "string", value))
+            .ok_or_else(|| expected_at(&self.path("strategy"), "string", value))
     }
 
     /// A required integer in `1..=MAX_DIMENSION`.
@@ -312,7 +268,7 @@ impl Fields<'_> {
         let number = value
             .as_u64()
             .filter(|n| *n >= min)
-            .ok_or_else(|| type_error_named(&path, name, kind, value))?;
+            .ok_or_else(|| expected(&path, name, kind, value))?;
         if number > max {
             return Err(FieldError::new(
                 path,
@@ -347,7 +303,7 @@ impl Fields<'_> {
     /// centre with a warning, because a slightly different crop is a better
     /// outcome for the caller than a failed request.
     fn gravity(&self, warnings: &mut Vec<Warning>) -> Result<Gravity, FieldError> {
-        let Some(name) = self.optional_string("crop_mode")? else {
+        let Some(name) = self.optional_str("crop_mode", "string")? else {
             return Ok(Gravity::Center);
         };
         if let Some(gravity) = Gravity::parse(name) {
@@ -364,70 +320,11 @@ impl Fields<'_> {
     }
 
     fn background(&self) -> Result<Rgba, FieldError> {
-        match self.optional_string("background")? {
+        match self.optional_str("background", "string")? {
             None => Ok(Rgba::WHITE),
             Some(text) => parse_color(text)
                 .map_err(|e| FieldError::new(self.path("background"), e.to_string())),
         }
-    }
-
-    fn optional_string(&self, name: &str) -> Result<Option<&str>, FieldError> {
-        self.present(name)
-            .map(|value| {
-                value
-                    .as_str()
-                    .ok_or_else(|| type_error_named(&self.path(name), name, "string", value))
-            })
-            .transpose()
-    }
-
-    fn optional_bool(&self, name: &str) -> Result<Option<bool>, FieldError> {
-        self.present(name)
-            .map(|value| {
-                value
-                    .as_bool()
-                    .ok_or_else(|| type_error_named(&self.path(name), name, "boolean", value))
-            })
-            .transpose()
-    }
-}
-
-/// "Expected {kind} for {name} but received {value} of type {type}".
-fn type_error_named(path: &str, name: &str, kind: &str, value: &Value) -> FieldError {
-    FieldError::new(
-        path,
-        format!(
-            "Expected {kind} for {name} but received {} of type {}",
-            describe(value),
-            type_name(value)
-        ),
-    )
-}
-
-fn type_error(path: &str, kind: &str, value: &Value) -> FieldError {
-    let name = path.rsplit('.').next().unwrap_or(path);
-    type_error_named(path, name, kind, value)
-}
-
-/// The received value as JSON, shortened so a huge payload can't bloat errors.
-pub(crate) fn describe(value: &Value) -> String {
-    const LIMIT: usize = 60;
-    let text = value.to_string();
-    if text.chars().count() <= LIMIT {
-        return text;
-    }
-    let cut: String = text.chars().take(LIMIT).collect();
-    format!("{cut}…")
-}
-
-pub(crate) fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

@@ -1,10 +1,11 @@
-//! Hosted results: the bytes in the object store (`storage`: a directory, S3, Azure Blob or GCS),
-//! a row in the database saying when they expire. Ids are 128-bit random. The object is written
-//! before its row, so a row never points at a missing object and no reader can find a result
-//! that is still being written. Expiry does not rely on bucket lifecycle rules: a background
-//! sweep (any instance may run it; deleting twice is harmless) deletes the objects whose rows
-//! have expired, then the rows; reads check the expiry themselves, so an expired result is a
-//! 404 even before the sweep has run.
+//! Hosted results: the bytes in the object store (`storage::hosted`: a directory, S3, Azure
+//! Blob or GCS), a row in the database saying when they expire. This module owns the `results`
+//! table, result ids and expiry. Ids are 128-bit random. The object is written before its row,
+//! so a row never points at a missing object and no reader can find a result that is still
+//! being written. Expiry does not rely on bucket lifecycle rules: a background sweep (any
+//! instance may run it; deleting twice is harmless) deletes the objects whose rows have
+//! expired, then the rows; reads check the expiry themselves, so an expired result is a 404
+//! even before the sweep has run.
 
 use std::time::Duration;
 
@@ -14,7 +15,15 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::db::{now_unix_ms, Db};
-use crate::storage::ObjectStore;
+use crate::storage::hosted::{ObjectStore, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
 
 #[derive(Clone, Debug)]
 pub struct ResultStore {
@@ -73,7 +82,7 @@ impl ResultStore {
         bytes: Bytes,
         ext: &str,
         content_type: &str,
-    ) -> anyhow::Result<StoredResult> {
+    ) -> Result<StoredResult, ResultError> {
         let id = new_result_id();
         let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
         let size = bytes.len() as u64;
@@ -112,7 +121,7 @@ impl ResultStore {
         db: &Db,
         id: &str,
         ext: &str,
-    ) -> anyhow::Result<Option<StoredResult>> {
+    ) -> Result<Option<StoredResult>, ResultError> {
         if !is_valid_id(id) {
             return Ok(None);
         }
@@ -137,7 +146,7 @@ impl ResultStore {
     }
 
     /// Deletes every expired result (object first, then row). Returns how many were removed.
-    pub async fn sweep(&self, db: &Db) -> anyhow::Result<usize> {
+    pub async fn sweep(&self, db: &Db) -> Result<usize, ResultError> {
         let expired: Vec<(String, String)> =
             sqlx::query_as("SELECT id, ext FROM results WHERE expires_at_ms <= $1 LIMIT 1000")
                 .bind(now_unix_ms())

@@ -1,15 +1,31 @@
 //! API keys. A key looks like `pxk_<id>_<secret>`: the 8-hex-digit id is public (listings,
 //! logs, revocation), the 128-bit secret is not. Only SHA-256 of the whole key is stored; a
 //! presented key is found by its id and its hash compared in constant time. The key itself is
-//! shown once, when it is created, and never logged.
+//! shown once, when it is created, and never logged. This module owns the `api_keys` table:
+//! creating, listing, verifying, revoking keys and moving them between plans.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::accounts::plans::PLAN_NAMES as PLANS;
 use crate::db::{now_unix, Db};
 
-pub use crate::plans::PLAN_NAMES as PLANS;
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("unknown plan {0:?}; plans are {plans}", plans = PLANS.join(", "))]
+    UnknownPlan(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn known_plan(plan: &str) -> Result<(), KeyError> {
+    if PLANS.contains(&plan) {
+        Ok(())
+    } else {
+        Err(KeyError::UnknownPlan(plan.to_string()))
+    }
+}
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct KeyInfo {
@@ -45,12 +61,12 @@ fn key_id(key: &str) -> Option<&str> {
 }
 
 /// Creates a key on `plan` and returns `(full key, info)`. The full key is not stored.
-pub async fn create(db: &Db, plan: &str, label: Option<&str>) -> anyhow::Result<(String, KeyInfo)> {
-    anyhow::ensure!(
-        PLANS.contains(&plan),
-        "unknown plan {plan:?}; plans are {}",
-        PLANS.join(", ")
-    );
+pub async fn create(
+    db: &Db,
+    plan: &str,
+    label: Option<&str>,
+) -> Result<(String, KeyInfo), KeyError> {
+    known_plan(plan)?;
     let id = random_hex(4);
     let key = format!("pxk_{id}_{}", random_hex(16));
     let created_at = now_unix();
@@ -74,7 +90,7 @@ pub async fn create(db: &Db, plan: &str, label: Option<&str>) -> anyhow::Result<
     Ok((key, info))
 }
 
-pub async fn list(db: &Db) -> anyhow::Result<Vec<KeyInfo>> {
+pub async fn list(db: &Db) -> Result<Vec<KeyInfo>, KeyError> {
     Ok(sqlx::query_as(
         "SELECT id, plan, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
     )
@@ -82,14 +98,14 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<KeyInfo>> {
     .await?)
 }
 
-pub async fn count(db: &Db) -> anyhow::Result<i64> {
+pub async fn count(db: &Db) -> Result<i64, KeyError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
         .fetch_one(db)
         .await?)
 }
 
 /// Revokes by key id (or by the full key, whose id is then used). Returns false if not found.
-pub async fn revoke(db: &Db, id_or_key: &str) -> anyhow::Result<bool> {
+pub async fn revoke(db: &Db, id_or_key: &str) -> Result<bool, KeyError> {
     let id = key_id(id_or_key).unwrap_or(id_or_key);
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -108,12 +124,8 @@ pub async fn revoke(db: &Db, id_or_key: &str) -> anyhow::Result<bool> {
 }
 
 /// Moves a key (by id or full key) to another plan. Returns false if there is no such key.
-pub async fn set_plan(db: &Db, id_or_key: &str, plan: &str) -> anyhow::Result<bool> {
-    anyhow::ensure!(
-        PLANS.contains(&plan),
-        "unknown plan {plan:?}; plans are {}",
-        PLANS.join(", ")
-    );
+pub async fn set_plan(db: &Db, id_or_key: &str, plan: &str) -> Result<bool, KeyError> {
+    known_plan(plan)?;
     let id = key_id(id_or_key).unwrap_or(id_or_key);
     let done = sqlx::query("UPDATE api_keys SET plan = $1 WHERE id = $2")
         .bind(plan)
@@ -123,7 +135,7 @@ pub async fn set_plan(db: &Db, id_or_key: &str, plan: &str) -> anyhow::Result<bo
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn verify(db: &Db, key: &str) -> anyhow::Result<Verdict> {
+pub async fn verify(db: &Db, key: &str) -> Result<Verdict, KeyError> {
     let Some(id) = key_id(key) else {
         return Ok(Verdict::Unknown);
     };

@@ -2,7 +2,8 @@
 //! Embedded mode keeps the state in this process (governor); with `--redis` the state lives in
 //! Redis and is updated by one atomic Lua script using Redis's own clock, so any number of
 //! instances enforce one combined limit. If Redis cannot be reached the request is let through
-//! and a warning logged: a broken limiter must not take the API down.
+//! and a warning logged: a broken limiter must not take the API down. This module owns the
+//! limiter state and the [`Decision`] each check returns; the HTTP headers are the edge's.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -35,6 +36,10 @@ pub struct Decision {
     pub reset: Duration,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct RateLimitError(#[from] redis::RedisError);
+
 #[derive(Clone)]
 pub enum RateLimiter {
     Memory(Arc<KeyLimiters>),
@@ -64,7 +69,7 @@ impl RateLimiter {
         RateLimiter::Memory(Arc::new(Mutex::new(HashMap::new())))
     }
 
-    pub async fn redis(url: &str) -> anyhow::Result<Self> {
+    pub async fn redis(url: &str) -> Result<Self, RateLimitError> {
         let client = redis::Client::open(url)?;
         let manager = client.get_connection_manager().await?;
         Ok(RateLimiter::Redis(manager))

@@ -1,4 +1,5 @@
-//! Which addresses a URL fetch may connect to. Guards against SSRF: a user-supplied URL must not
+//! Which addresses a URL fetch (or an export to a user-named endpoint) may connect to: this
+//! module owns the [`AddressPolicy`]. Guards against SSRF: a user-supplied URL must not
 //! reach the server's own loopback, the private network it sits in, or cloud metadata services.
 //!
 //! Refused (unless an `--fetch-allow` CIDR lists the address):

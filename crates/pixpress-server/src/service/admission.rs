@@ -1,17 +1,25 @@
-//! Admission control for image work. Every image is admitted against two bounds: a number of
-//! worker slots (CPU) and a memory budget in MiB, charged by the decode memory predicted from
-//! the header (width × height × frames × 4 bytes, times a working-copy factor) before any pixel
-//! is decoded. What does not fit right away waits in a bounded queue; when the queue is full the
-//! answer is 503 `overloaded` with `Retry-After` at once, so a burst of big images costs neither
-//! unbounded memory nor an out-of-memory kill.
+//! Admission control for image work (the work gate): this module owns the worker slots, the
+//! memory budget and the queue. Every image is admitted against two bounds: a number of worker
+//! slots (CPU) and a memory budget in MiB, charged by the decode memory predicted from the
+//! header (width × height × frames × 4 bytes, times a working-copy factor) before any pixel is
+//! decoded. What does not fit right away waits in a bounded queue; when the queue is full the
+//! request is refused at once (503 `overloaded` with `Retry-After`, chosen by `http::error`), so
+//! a burst of big images costs neither unbounded memory nor an out-of-memory kill.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{code, ApiError};
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// The image alone needs more than the whole budget (413 `too_many_pixels`).
+    #[error("processing this image needs about {cost_mib} MiB, more than this server's budget of {budget_mib} MiB")]
+    OverBudget { cost_mib: u64, budget_mib: u32 },
+    /// The queue is full (503 `overloaded`, with `Retry-After`).
+    #[error("the server is busy with other images; retry after the Retry-After delay")]
+    Overloaded,
+}
 
 /// Decoded pixels plus the transform's and encoder's working copies.
 const WORKING_COPIES: u64 = 3;
@@ -65,16 +73,12 @@ impl WorkGate {
         self.budget_mib
     }
 
-    pub async fn admit(&self, cost_mib: u64) -> Result<Admission, ApiError> {
+    pub async fn admit(&self, cost_mib: u64) -> Result<Admission, AdmissionError> {
         if cost_mib > u64::from(self.budget_mib) {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                code::TOO_MANY_PIXELS,
-                format!(
-                    "processing this image needs about {cost_mib} MiB, more than this server's budget of {} MiB",
-                    self.budget_mib
-                ),
-            ));
+            return Err(AdmissionError::OverBudget {
+                cost_mib,
+                budget_mib: self.budget_mib,
+            });
         }
         let cost = cost_mib as u32;
         if let Some(admission) = self.try_admit(cost) {
@@ -82,7 +86,7 @@ impl WorkGate {
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(overloaded());
+            return Err(AdmissionError::Overloaded);
         }
         let _waiting = WaitingGuard(self.waiting.clone());
         let memory = self
@@ -90,13 +94,13 @@ impl WorkGate {
             .clone()
             .acquire_many_owned(cost)
             .await
-            .map_err(|_| overloaded())?;
+            .map_err(|_| AdmissionError::Overloaded)?;
         let worker = self
             .workers
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| overloaded())?;
+            .map_err(|_| AdmissionError::Overloaded)?;
         Ok(Admission {
             _worker: worker,
             _memory: memory,
@@ -113,14 +117,6 @@ impl WorkGate {
     }
 }
 
-fn overloaded() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        code::OVERLOADED,
-        "the server is busy with other images; retry after the Retry-After delay",
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,25 +129,25 @@ mod tests {
         let queued = tokio::spawn(async move { g2.admit(10).await.map(|_| ()) });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let refused = gate.admit(10).await.unwrap_err();
-        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(matches!(refused, AdmissionError::Overloaded));
         drop(first);
         assert!(queued.await.unwrap().is_ok());
     }
 
     #[tokio::test]
-    async fn memory_budget_limits_concurrency_and_oversize_is_413() {
+    async fn memory_budget_limits_concurrency_and_oversize_is_refused() {
         let gate = WorkGate::new(8, 100, 0);
         let a = gate.admit(60).await.unwrap();
-        assert_eq!(
-            gate.admit(60).await.unwrap_err().status,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert!(matches!(
+            gate.admit(60).await.unwrap_err(),
+            AdmissionError::Overloaded
+        ));
         let b = gate.admit(40).await.unwrap();
         drop((a, b));
-        assert_eq!(
-            gate.admit(101).await.unwrap_err().status,
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
+        assert!(matches!(
+            gate.admit(101).await.unwrap_err(),
+            AdmissionError::OverBudget { cost_mib: 101, .. }
+        ));
         assert_eq!(predicted_mib(4000, 3000, 1), 138);
         assert_eq!(
             predicted_mib(u32::MAX, u32::MAX, u64::MAX),

@@ -1,5 +1,6 @@
 //! A random id per request: set in a task-local for the duration of the request so error bodies
-//! and log lines can carry it, and echoed in the `x-request-id` response header.
+//! and log lines can carry it, and echoed in the `x-request-id` response header. This module
+//! owns the id, its task-local and the middleware that sets both.
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -24,15 +25,19 @@ pub fn new_id() -> String {
     hex::encode(bytes)
 }
 
+/// Runs `work` with `id` as the current request's id.
+pub async fn scope<F: std::future::Future>(id: String, work: F) -> F::Output {
+    REQUEST_ID.scope(id, work).await
+}
+
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = new_id();
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = REQUEST_ID
-        .scope(
-            id.clone(),
-            tracing::Instrument::instrument(next.run(request), span),
-        )
-        .await;
+    let mut response = scope(
+        id.clone(),
+        tracing::Instrument::instrument(next.run(request), span),
+    )
+    .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -1,5 +1,7 @@
-//! Plans: what a key may do per month and per second (SPEC §8). The four plans and their
-//! defaults follow the product page; each limit can be changed in the TOML config file:
+//! Account plans: what a key may do per month and per second (SPEC §8), its [`Allowance`]. This
+//! module owns the four plans, their defaults (from the product page) and the config file's
+//! overrides. ("Plan" means the account plan only in this crate; resize geometry is the core's.)
+//! Each allowance can be changed in the TOML config file:
 //!
 //! ```toml
 //! [plans.free]
@@ -16,8 +18,9 @@ pub const PLAN_NAMES: [&str; 4] = ["free", "starter", "pro", "business"];
 const MB: u64 = 1024 * 1024;
 const GB: u64 = 1024 * MB;
 
+/// What one plan allows: bytes per month, requests per second, and whether the quota stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanLimits {
+pub struct Allowance {
     pub bytes_per_month: u64,
     pub requests_per_second: u32,
     /// Free plans stop at their quota; paid plans go on and record overage.
@@ -26,12 +29,12 @@ pub struct PlanLimits {
 }
 
 #[derive(Clone, Debug)]
-pub struct Plans(BTreeMap<String, PlanLimits>);
+pub struct Plans(BTreeMap<String, Allowance>);
 
 impl Default for Plans {
     fn default() -> Self {
         let mut plans = BTreeMap::new();
-        let plan = |bytes, rps, hard| PlanLimits {
+        let plan = |bytes, rps, hard| Allowance {
             bytes_per_month: bytes,
             requests_per_second: rps,
             hard_quota: hard,
@@ -42,6 +45,14 @@ impl Default for Plans {
         plans.insert("business".to_string(), plan(250 * GB, 100, false));
         Plans(plans)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown plan {0:?} in config; plans are {plans}", plans = PLAN_NAMES.join(", "))]
+    Unknown(String),
+    #[error("plans.{0}.requests_per_second must be at least 1")]
+    ZeroRate(String),
 }
 
 /// The partial override a config file may give for one plan.
@@ -57,35 +68,31 @@ impl Plans {
     pub fn with_overrides(
         mut self,
         overrides: &BTreeMap<String, PlanOverride>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, PlanError> {
         for (name, o) in overrides {
-            let Some(limits) = self.0.get_mut(name) else {
-                anyhow::bail!(
-                    "unknown plan {name:?} in config; plans are {}",
-                    PLAN_NAMES.join(", ")
-                );
+            let Some(allowance) = self.0.get_mut(name) else {
+                return Err(PlanError::Unknown(name.clone()));
             };
             if let Some(bytes) = o.bytes_per_month {
-                limits.bytes_per_month = bytes;
+                allowance.bytes_per_month = bytes;
             }
             if let Some(rps) = o.requests_per_second {
-                anyhow::ensure!(
-                    rps > 0,
-                    "plans.{name}.requests_per_second must be at least 1"
-                );
-                limits.requests_per_second = rps;
+                if rps == 0 {
+                    return Err(PlanError::ZeroRate(name.clone()));
+                }
+                allowance.requests_per_second = rps;
             }
         }
         Ok(self)
     }
 
-    /// The limits of `name`; an unknown name (a plan removed from the config) gets free's.
-    pub fn get(&self, name: &str) -> PlanLimits {
+    /// The allowance of `name`; an unknown name (a plan removed from the config) gets free's.
+    pub fn get(&self, name: &str) -> Allowance {
         self.0
             .get(name)
             .or_else(|| self.0.get("free"))
             .copied()
-            .unwrap_or(PlanLimits {
+            .unwrap_or(Allowance {
                 bytes_per_month: 100 * MB,
                 requests_per_second: 1,
                 hard_quota: true,

@@ -1,7 +1,8 @@
 //! Fetching a user's image URL: http/https only, every resolved address and every redirect hop
 //! checked by [`AddressPolicy`], the connection pinned to the checked address, at most five
 //! redirects, connect and total timeouts, and the byte limit enforced while the body streams
-//! (a lying or absent Content-Length cannot make us buffer more than the limit).
+//! (a lying or absent Content-Length cannot make us buffer more than the limit). This module
+//! owns the [`Fetcher`], its typed [`FetchError`], and the guarded client that exports reuse.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
-use crate::fetch_guard::AddressPolicy;
+use crate::fetch::guard::AddressPolicy;
 
 pub const MAX_REDIRECTS: usize = 5;
 

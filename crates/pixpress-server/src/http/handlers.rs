@@ -1,0 +1,179 @@
+//! The handlers: each extracts what the request carries, calls the service, and answers. No
+//! decision about the work is made here; errors become responses through `http::error`.
+
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use crate::accounts::ratelimit::Decision;
+use crate::accounts::usage::UsageReport;
+use crate::http::error::{self, ApiError};
+use crate::http::options::{self, Endpoint, ParsedOptions};
+use crate::http::rate_headers::rate_headers;
+use crate::http::upload::{self, UploadError};
+use crate::service::answer::Answer;
+use crate::service::job::Input;
+use crate::service::Service;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct KeyQuery {
+    api_key: Option<String>,
+}
+
+/// The key from `Authorization: Bearer`, then `?api_key=`, then the options' `api_key`.
+fn key_from<'a>(
+    headers: &'a HeaderMap,
+    query: &'a KeyQuery,
+    options_key: Option<&'a str>,
+) -> Option<&'a str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    bearer.or(query.api_key.as_deref()).or(options_key)
+}
+
+/// `POST /v1/` (and `/v1/url`): JSON options naming the image by URL. The key is admitted
+/// before the URL is fetched.
+pub async fn optimize_url(
+    State(service): State<Service>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let options = options::parse(&options::parse_json_body(&body)?, Endpoint::Url)?;
+    let admitted = service
+        .admit(key_from(&headers, &query, options.api_key.as_deref()))
+        .await?;
+    let url = options.url.unwrap_or_default();
+    let outcome = service
+        .optimise(&admitted, Input::Url(url), options.job)
+        .await;
+    respond(outcome.map_err(ApiError::from), &admitted.rate)
+}
+
+/// `POST /v1/upload`: the `image` and `data` parts. A key in the header or query is admitted
+/// before the upload is read; a key in `data` once the parts are read.
+pub async fn optimize_upload(
+    State(service): State<Service>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let multipart = multipart?;
+    let early = match key_from(&headers, &query, None) {
+        Some(key) => Some(service.admit(Some(key)).await?),
+        None => None,
+    };
+    let parts = upload::read_parts(multipart, service.fetcher.max_bytes()).await?;
+    let options = match parts.data {
+        Some(text) => options::parse(
+            &options::parse_json_body(text.as_bytes())?,
+            Endpoint::Upload,
+        )?,
+        None => ParsedOptions::default(),
+    };
+    let admitted = match early {
+        Some(admitted) => admitted,
+        None => {
+            service
+                .admit(key_from(&headers, &query, options.api_key.as_deref()))
+                .await?
+        }
+    };
+    let outcome = match parts.image {
+        Some(image) => service
+            .optimise(&admitted, Input::Upload(image), options.job)
+            .await
+            .map_err(ApiError::from),
+        None => Err(UploadError::MissingImage.into()),
+    };
+    respond(outcome, &admitted.rate)
+}
+
+/// The answer as JSON; success or failure, it carries the key's rate-limit headers.
+fn respond(outcome: Result<Answer, ApiError>, decision: &Decision) -> Result<Response, ApiError> {
+    match outcome {
+        Ok(answer) => {
+            let mut response = Json(answer).into_response();
+            rate_headers(decision, response.headers_mut());
+            Ok(response)
+        }
+        Err(e) => Err(e.with_rate_headers(decision)),
+    }
+}
+
+/// `GET /v1/usage`: this month's usage of the presented key.
+pub async fn usage_report(
+    State(service): State<Service>,
+    Query(query): Query<KeyQuery>,
+    headers: HeaderMap,
+) -> Result<Json<UsageReport>, ApiError> {
+    let report = service
+        .usage_report(key_from(&headers, &query, None))
+        .await?;
+    Ok(Json(report))
+}
+
+/// `GET /v1/images/{id}.{ext}`: a redirect to the store (`--storage-redirect`), a 304 for a
+/// matching `If-None-Match`, or the bytes streamed from the store.
+pub async fn hosted_image(
+    State(service): State<Service>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hosted = service.find_result(&file).await?;
+    if service.redirects_reads() {
+        let url = service.presigned_url(&hosted).await?;
+        let location =
+            HeaderValue::from_str(&url).map_err(|e| ApiError::internal("location", e))?;
+        return Ok(error::temporary_redirect(location));
+    }
+    let result = &hosted.result;
+    let etag = HeaderValue::from_str(&result.etag).map_err(|e| ApiError::internal("etag", e))?;
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v == etag)
+    {
+        return Ok(error::not_modified(etag));
+    }
+    let body = axum::body::Body::from_stream(service.stream_result(&hosted).await?);
+    let content_type = HeaderValue::from_str(&result.content_type)
+        .map_err(|e| ApiError::internal("content type", e))?;
+    let cache_control = format!("public, max-age={}, immutable", hosted.remaining_secs);
+    let cache_control = HeaderValue::from_str(&cache_control)
+        .map_err(|e| ApiError::internal("cache control", e))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+            (header::CONTENT_LENGTH, HeaderValue::from(result.size)),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 when the database and the result store answer, else 503.
+pub async fn readyz(State(service): State<Service>) -> Result<&'static str, ApiError> {
+    service.ready().await.map_err(ApiError::from)?;
+    Ok("ready")
+}
+
+pub async fn not_found_fallback() -> ApiError {
+    ApiError::not_found(
+        "no such endpoint; see POST /v1/, POST /v1/upload, GET /v1/images/{id}.{ext}",
+    )
+}

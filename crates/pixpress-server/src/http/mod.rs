@@ -1,0 +1,13 @@
+//! The HTTP edge: everything that knows about requests and responses, and nothing else.
+//! `router` (routes, body limits, security headers), `handlers` (thin: extract → call the
+//! service → answer), `error` (the one mapping from every typed error to status, code and
+//! JSON), `options` (the one options parser), `upload` (the multipart body), `request_id`, and
+//! `rate_headers`.
+
+pub mod error;
+pub mod handlers;
+pub mod options;
+pub mod rate_headers;
+pub mod request_id;
+pub mod router;
+pub mod upload;

@@ -1,0 +1,97 @@
+//! The optimise answer (SPEC §6): one [`OptimizeResponse`] per output, a [`MultiResponse`] for
+//! a `resize` array. The service fills these; the edge serialises them as they are.
+
+use pixpress_core::{Output, Warning};
+use serde::Serialize;
+
+use crate::storage::export::StoredEntry;
+
+/// The response body of SPEC §6.
+#[derive(Debug, Serialize)]
+pub struct OptimizeResponse {
+    /// The resize entry's `id`, in `results` of a resize array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub original_size: u64,
+    pub original_width: u32,
+    pub original_height: u32,
+    pub final_size: u64,
+    pub final_width: u32,
+    pub final_height: u32,
+    pub bytes_saved: u64,
+    pub url: String,
+    pub format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssimulacra2: Option<f64>,
+    pub expires_at: String,
+    pub warnings: Vec<Warning>,
+    pub stored: Vec<StoredEntry>,
+}
+
+/// The response to a `resize` array: one [`OptimizeResponse`] per entry, in request order.
+#[derive(Debug, Serialize)]
+pub struct MultiResponse {
+    pub original_size: u64,
+    pub original_width: u32,
+    pub original_height: u32,
+    pub results: Vec<OptimizeResponse>,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    One(OptimizeResponse),
+    Many(MultiResponse),
+}
+
+impl Answer {
+    /// Each output's response, in request order.
+    pub fn responses_mut(&mut self) -> Vec<&mut OptimizeResponse> {
+        match self {
+            Answer::One(one) => vec![one],
+            Answer::Many(many) => many.results.iter_mut().collect(),
+        }
+    }
+}
+
+pub fn build_response(
+    original_size: u64,
+    output: Output,
+    url: String,
+    expires_at_ms: i64,
+    id: Option<String>,
+    mut warnings: Vec<Warning>,
+) -> OptimizeResponse {
+    let final_size = output.bytes.len() as u64;
+    warnings.extend(output.warnings);
+    OptimizeResponse {
+        id,
+        original_size,
+        original_width: output.original_width,
+        original_height: output.original_height,
+        final_size,
+        final_width: output.width,
+        final_height: output.height,
+        bytes_saved: original_size.saturating_sub(final_size),
+        url,
+        format: output.format.name(),
+        quality: output.quality,
+        ssimulacra2: output.ssimulacra2,
+        expires_at: rfc3339(expires_at_ms),
+        warnings,
+        stored: Vec::new(),
+    }
+}
+
+fn rfc3339(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

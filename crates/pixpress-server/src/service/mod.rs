@@ -1,0 +1,18 @@
+//! The optimise service: what a request does, with no HTTP in sight. `optimise` reads one
+//! request in order (key → rate limit → quota → fetch → pipeline → host → export → meter);
+//! `admission` is the work gate (CPU slots, memory budget, bounded queue); `job` is the typed
+//! input, `answer` the typed output; `hosted` reads results back, `reports` answers usage and
+//! readiness; `state` holds the shared components; `error` is the one error type, wrapping
+//! every lower layer's.
+
+pub mod admission;
+pub mod answer;
+pub mod error;
+pub mod hosted;
+pub mod job;
+pub mod optimise;
+pub mod reports;
+pub mod state;
+
+pub use error::ServiceError;
+pub use state::Service;
