@@ -25,10 +25,10 @@ impl Limits {
         width: u64,
         height: u64,
         frames: u64,
-    ) -> Result<(), crate::CoreError> {
+    ) -> Result<(), crate::error::CoreError> {
         let pixels = width.saturating_mul(height).saturating_mul(frames.max(1));
         if pixels > self.max_pixels {
-            return Err(crate::CoreError::TooManyPixels {
+            return Err(crate::error::CoreError::TooManyPixels {
                 width,
                 height,
                 frames,

@@ -4,8 +4,9 @@
 use image::DynamicImage;
 
 use super::{avif, decode_with_image};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 use crate::format::{self, Sniffed};
-use crate::{CoreError, ImageFormat};
 
 /// Decodes any encoded output pixpress writes (AVIF through libaom, the rest through `image`).
 pub fn decode_any(bytes: &[u8]) -> Result<DynamicImage, CoreError> {

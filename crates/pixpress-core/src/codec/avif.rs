@@ -7,7 +7,8 @@ use image::DynamicImage;
 use ravif::{Img, RGB8, RGBA8};
 
 use super::{panic_text, Codec};
-use crate::{CoreError, ImageFormat};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 
 /// AVIF through [`Codec`]: lossy only (ravif has no lossless mode).
 pub struct Avif;

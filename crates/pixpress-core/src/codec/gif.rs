@@ -11,7 +11,9 @@ use image::{DynamicImage, RgbaImage};
 
 use super::png::quantize_indices;
 use super::{Codec, RgbaFrame};
-use crate::{CoreError, ImageFormat, Limits};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
+use crate::limits::Limits;
 
 /// Still GIF through [`Codec`]: one palette at a quality; "lossless" is the best 256 colours.
 pub struct Gif;

@@ -6,7 +6,8 @@
 use image::DynamicImage;
 
 use super::{panic_text, Carried, Codec};
-use crate::{CoreError, ImageFormat};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 
 const XMP_SIGNATURE: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 

@@ -23,7 +23,7 @@ use mozjpeg_sys::{
 
 use super::exif::{exif_subset, orientation_only_exif, KeepExif};
 use super::panic_text;
-use crate::CoreError;
+use crate::error::CoreError;
 
 const APP1: c_int = 0xE1;
 const APP2: c_int = 0xE2;

@@ -8,7 +8,8 @@ use std::ops::RangeInclusive;
 
 use image::{DynamicImage, RgbaImage};
 
-use crate::{CoreError, ImageFormat};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 
 pub mod any;
 pub mod avif;

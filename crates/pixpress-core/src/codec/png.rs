@@ -9,7 +9,8 @@ use std::time::Duration;
 use image::{DynamicImage, RgbaImage};
 
 use super::Codec;
-use crate::{CoreError, ImageFormat};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 
 /// oxipng preset 2 is its default: most of the gain at a fraction of the time of 4–6.
 const OXIPNG_PRESET: u8 = 2;

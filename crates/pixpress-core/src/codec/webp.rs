@@ -5,7 +5,8 @@
 use image::DynamicImage;
 
 use super::{Codec, RgbaFrame};
-use crate::{CoreError, ImageFormat};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 
 /// WebP through [`Codec`].
 pub struct Webp;
@@ -120,7 +121,7 @@ mod anim {
     };
 
     use super::super::RgbaFrame;
-    use crate::CoreError;
+    use crate::error::CoreError;
 
     struct Encoder(*mut libwebp_sys::WebPAnimEncoder);
 

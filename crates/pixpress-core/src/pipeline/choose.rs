@@ -6,8 +6,8 @@ use super::encode::Encoded;
 use super::job::{Job, Sizes};
 use super::plan::{OutputPlan, Plan};
 use super::transform::Pixels;
+use crate::format::ImageFormat;
 use crate::warning::{self, Warning};
-use crate::ImageFormat;
 
 /// One finished image and what was done to it.
 #[derive(Clone, Debug)]

@@ -14,8 +14,10 @@ use super::profile;
 use super::request::{Metadata, Request};
 use crate::codec::exif::{self, KeepExif};
 use crate::codec::{avif, gif as gif_codec, Carried, RgbaFrame};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
+use crate::limits::Limits;
 use crate::warning::{self, Warning};
-use crate::{CoreError, ImageFormat, Limits};
 
 /// What the decode step hands on, by the plan's [`Kind`].
 pub enum Source {

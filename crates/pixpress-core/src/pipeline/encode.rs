@@ -13,7 +13,7 @@ pub use encoded::Encoded;
 use super::job::Job;
 use super::plan::Plan;
 use super::transform::Pixels;
-use crate::CoreError;
+use crate::error::CoreError;
 
 /// The step: encodes one output's pixels.
 pub fn run(job: &Job<'_>, plan: &Plan, pixels: &Pixels<'_>) -> Result<Encoded, CoreError> {

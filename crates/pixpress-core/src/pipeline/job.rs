@@ -5,7 +5,7 @@
 use super::plan::geometry::ResizeSpec;
 use super::probe::Probe;
 use super::request::Request;
-use crate::Limits;
+use crate::limits::Limits;
 
 /// One job: the input, what the header said, what the caller asked for, and which outputs.
 /// The steps read it; what each step makes is handed to the next by the pipeline's `run`.

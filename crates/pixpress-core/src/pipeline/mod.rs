@@ -44,7 +44,8 @@ use job::{Job, Sizes};
 use plan::geometry::ResizeSpec;
 use probe::Probe;
 
-use crate::{CoreError, Limits};
+use crate::error::CoreError;
+use crate::limits::Limits;
 
 /// Runs steps 2–6 on a probed input: one [`Output`] per planned output, in order.
 pub fn run(job: &Job<'_>) -> Result<Vec<Output>, CoreError> {

@@ -10,8 +10,9 @@ use self::geometry::{ResizeError, ResizePlan, ResizeSpec, ResizeWarning};
 use super::job::{Job, Sizes};
 use super::probe::Probe;
 use super::request::{OutputFormat, Request};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 use crate::warning::{self, Warning};
-use crate::{CoreError, ImageFormat};
 
 /// Which variant of the step list runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,8 +9,10 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::ImageDecoder;
 
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 use crate::format::{self, Sniffed};
-use crate::{CoreError, ImageFormat, Limits};
+use crate::limits::Limits;
 
 #[derive(Clone, Debug)]
 pub struct Probe {

@@ -13,7 +13,7 @@ use image::DynamicImage;
 
 use super::score::{self, Reference};
 use crate::codec::Codec;
-use crate::CoreError;
+use crate::error::CoreError;
 
 /// Default SSIMULACRA2 target: "high quality", artefacts only visible side by side on zoom.
 pub const DEFAULT_TARGET: f64 = 80.0;
@@ -292,7 +292,7 @@ pub fn score_bytes(image: &DynamicImage, encoded: &[u8], codec: &dyn Codec) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ImageFormat;
+    use crate::format::ImageFormat;
     use std::cell::Cell;
 
     fn gradient() -> DynamicImage {

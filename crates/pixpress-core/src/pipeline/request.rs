@@ -4,7 +4,7 @@
 
 use super::quality;
 use crate::codec::exif::KeepExif;
-use crate::ImageFormat;
+use crate::format::ImageFormat;
 
 /// The output format a request asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

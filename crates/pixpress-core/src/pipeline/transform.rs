@@ -13,7 +13,7 @@ use super::decode::Source;
 use super::plan::geometry::{Rect, ResizePlan};
 use super::smart::smart_crop_origin;
 use crate::codec::{Carried, RgbaFrame};
-use crate::CoreError;
+use crate::error::CoreError;
 
 /// The pixels one output is encoded from: borrowed from the source when there is no resize.
 pub enum Pixels<'a> {

@@ -10,9 +10,10 @@ use super::encoded::{round_score, smallest, Encoded, FALLBACK_QUALITY};
 use crate::codec::gif::{self as gif_codec, Gif};
 use crate::codec::webp::{self, Webp};
 use crate::codec::{Codec, RgbaFrame};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 use crate::pipeline::quality;
 use crate::pipeline::request::{OutputFormat, Request};
-use crate::{CoreError, ImageFormat};
 
 /// Writes frames in the request's animated format (`auto`: the smaller of GIF and WebP).
 pub fn encode(

@@ -1,8 +1,9 @@
 //! What the encode step makes, in every variant: [`Encoded`], the pipeline's one encoded-result
 //! type, and the small helpers the variants build it with.
 
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 use crate::warning::Warning;
-use crate::{CoreError, ImageFormat};
 
 /// Lossy quality when the image is too small to score (under 8×8).
 pub const FALLBACK_QUALITY: u8 = 80;

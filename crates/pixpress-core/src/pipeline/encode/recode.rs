@@ -7,11 +7,13 @@
 use super::encoded::Encoded;
 use crate::codec::jpeg_lossless::{self, Keep};
 use crate::codec::{gif as gif_codec, png, webp};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
+use crate::limits::Limits;
 use crate::pipeline::decode;
 use crate::pipeline::probe::Probe;
 use crate::pipeline::request::{Metadata, Request};
 use crate::warning::{self, Warning};
-use crate::{CoreError, ImageFormat, Limits};
 
 /// Re-codes `input` (described by `probe`) in its own format.
 pub fn run(

@@ -14,10 +14,11 @@ use crate::codec::jpeg::{self, Chroma, Jpeg};
 use crate::codec::png::{self, Png};
 use crate::codec::webp::Webp;
 use crate::codec::{Carried, Codec};
+use crate::error::CoreError;
+use crate::format::ImageFormat;
 use crate::pipeline::quality::{self, Found};
 use crate::pipeline::request::Request;
 use crate::warning::{self, Warning};
-use crate::{CoreError, ImageFormat};
 
 /// JPEG quality when something forces a re-encode but `lossy` is false (SPEC §5: ≥ 90).
 const LOSSLESS_JPEG_QUALITY: u8 = 92;
