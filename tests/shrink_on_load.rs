@@ -134,7 +134,7 @@ async fn shrunk_photos_keep_their_size_and_match_a_full_decode() {
         );
         let reference = full_decode_reference(&file, strategy);
         let score = ssimulacra2(&reference, &image);
-        // Measured 92.9–96.8 for these (a 1/2 or 1/4 decode leaving a reduction of 2 to 6).
+        // Measured 94.9–96.6 for these (a 1/2 or 1/4 decode leaving a reduction of 2 to 6).
         assert!(score > 88.0, "{name} {resize}: SSIMULACRA2 {score}");
     }
 }
@@ -152,7 +152,8 @@ async fn an_exif_rotated_jpeg_is_shrunk_in_its_stored_axes_and_turned_upright() 
         assert_eq!((image.width(), image.height()), (width, width));
         let reference = full_decode_reference(&file, Strategy::Landscape { width });
         let score = ssimulacra2(&reference, &image);
-        assert!(score > 80.0, "to {width}: SSIMULACRA2 {score}");
+        // Measured 91.5 (to 30) and 95.4 (to 16).
+        assert!(score > 85.0, "to {width}: SSIMULACRA2 {score}");
         // Upright: the mean colour of each quarter matches the reference's, which a missed
         // rotation (or a flipped axis) would not.
         let (a, b) = (reference.to_rgb8(), image.to_rgb8());

@@ -683,29 +683,35 @@ mod tests {
         jpeg::encode(&image, 100, Chroma::Full, &carried).expect("encode")
     }
 
-    /// Largest difference of red or green between `a` and `b` away from the edges (4 px in,
-    /// past the reach of Lanczos3 from the partial blocks at the image's edges).
+    /// How far the red and green ramps of `b` sit from those of `a`: the larger of the mean
+    /// differences of red and of green, away from the edges (4 px in, past the reach of
+    /// Lanczos3 from the partial blocks at the image's edges). A shift of the region shown
+    /// moves the mean; decoder and filter noise averages out.
     fn ramp_shift(a: &DynamicImage, b: &DynamicImage) -> f64 {
         let (a, b) = (a.to_rgb8(), b.to_rgb8());
         let (w, h) = a.dimensions();
         let mut worst = 0f64;
         for channel in 0..2 {
+            let mut sum = 0f64;
+            let mut count = 0f64;
             for y in 4..h - 4 {
                 for x in 4..w - 4 {
-                    let d = f64::from(a.get_pixel(x, y)[channel])
+                    sum += f64::from(a.get_pixel(x, y)[channel])
                         - f64::from(b.get_pixel(x, y)[channel]);
-                    worst = worst.max(d.abs());
+                    count += 1.0;
                 }
             }
+            worst = worst.max((sum / count).abs());
         }
         worst
     }
 
     #[test]
     fn every_orientation_and_scale_shows_the_same_region_as_a_full_decode() {
-        // A misplaced origin shifts the ramps by up to 7 source pixels (9 levels); rounding the
-        // window to whole decoded pixels by up to 4 (5 levels). Both paths resample the same
-        // JPEG, so what is left is decoder and filter noise.
+        // The ramps rise by 0.31 (red) and 0.42 (green) levels per source pixel; 811x613
+        // leaves 1 source pixel of overhang at 1/2, 1 and 3 at 1/4, 5 and 3 at 1/8. Measured: the
+        // mapping here stays within 0.12 levels at 1/2 and 1/4 and 0.23 at 1/8, while leaving
+        // out the overhang gave 0.27 and 1.7 (flipped horizontally), so the limits sit between.
         let strategies = [
             Strategy::Fit {
                 width: 50,
@@ -734,8 +740,9 @@ mod tests {
                     assert_eq!(shrink.map(|s| s.factor), Some(shrink_by));
                     assert_eq!(small.dimensions(), full.dimensions());
                     let shift = ramp_shift(&small, &full);
+                    let limit = if shrink_by == 8 { 0.7 } else { 0.19 };
                     assert!(
-                        shift <= 2.0,
+                        shift <= limit,
                         "orientation {exif}, 1/{shrink_by}, {strategy:?}: {shift} levels"
                     );
                 }
@@ -794,6 +801,32 @@ mod tests {
     /// for each corpus photo and output width, decode + resize time and SSIMULACRA2 against
     /// the full decode + Lanczos3 at every scale that leaves the output no larger than the
     /// decoded pixels. `cargo test --workspace --lib -- --ignored --nocapture shrink_margin`
+    /// Before and after for the thumbnail job (landscape 800): decode + resize time at full
+    /// size and at the scale [`shrink_factor`] picks, and SSIMULACRA2 of the new output against
+    /// the old. `cargo test --workspace --lib -- --ignored --nocapture thumbnail_job`
+    #[test]
+    #[ignore = "a measurement, not a check: prints a table"]
+    fn thumbnail_job_before_and_after() {
+        println!("photo size before_ms scale after_ms ssimulacra2");
+        for name in PHOTOS {
+            let probed = Probed::new(corpus(name));
+            let strategy = Strategy::Landscape { width: 800 };
+            let specs = [spec(strategy.clone())];
+            let job = probed.job(&specs);
+            let plan = super::super::plan::run(&job).expect("plan");
+            let chosen = shrink_factor(&plan.outputs);
+            let (before_ms, (before, _)) = best_of(5, || probed.output(&strategy, 1));
+            let (after_ms, (after, _)) = best_of(5, || probed.output(&strategy, chosen));
+            let (w, h) = probed.probe.oriented_dimensions();
+            println!(
+                "{name} {w}x{h} {:.1} 1/{chosen} {:.1} {:.2}",
+                before_ms.as_secs_f64() * 1e3,
+                after_ms.as_secs_f64() * 1e3,
+                ssimulacra2(&before, &after)
+            );
+        }
+    }
+
     #[test]
     #[ignore = "a measurement, not a check: prints a table"]
     fn shrink_margin_quality() {

@@ -99,7 +99,7 @@ pub fn apply_resize(image: &DynamicImage, plan: &ResizePlan) -> Result<DynamicIm
 /// Follows `plan` (made for the full-size source) on pixels decoded at 1/`shrink.factor`: the
 /// crop window is mapped onto them without rounding and resampled to the plan's size, so the
 /// output has the size, and shows the region, it has without shrink-on-load.
-pub fn apply_resize_shrunk(
+fn apply_resize_shrunk(
     image: &DynamicImage,
     plan: &ResizePlan,
     shrink: &Shrink,
