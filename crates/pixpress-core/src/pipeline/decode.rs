@@ -769,6 +769,60 @@ mod tests {
         assert!(score > 90.0, "SSIMULACRA2 {score}");
     }
 
+    fn mean(image: &DynamicImage) -> f64 {
+        let rgb = image.to_rgb8();
+        let sum: u64 = rgb.as_raw().iter().map(|&v| u64::from(v)).sum();
+        sum as f64 / rgb.as_raw().len() as f64
+    }
+
+    #[test]
+    fn icc_and_grey_jpegs_are_treated_as_at_full_size() {
+        // A grey ramp tagged with a gamma 1.8 profile: converted to sRGB on the smaller pixels
+        // just as on the full ones (measured: the mean rises from 127.0 to 139.3 both ways).
+        let icc = {
+            let input = corpus("edge/icc_apple_generic_rgb.jpg");
+            let mut decoder = probe::image_reader(&input, ImageFormat::Jpeg, &Limits::default())
+                .into_decoder()
+                .expect("decoder");
+            decoder.icc_profile().expect("read").expect("a profile")
+        };
+        let ramp = DynamicImage::ImageRgb8(RgbImage::from_fn(400, 300, |x, _| {
+            image::Rgb([(x * 255 / 399) as u8; 3])
+        }));
+        let plain = jpeg::encode(&ramp, 95, Chroma::Full, &Carried::default()).expect("encode");
+        // The APP2 marker by hand, numbered from 1 as the ICC specification says (mozjpeg
+        // 0.10's `write_icc_profile` numbers from 0, which zune-jpeg does not read).
+        let mut marker = b"ICC_PROFILE\0\x01\x01".to_vec();
+        marker.extend_from_slice(&icc);
+        let length = u16::try_from(marker.len() + 2).expect("fits");
+        let mut tagged = plain[..2].to_vec();
+        tagged.extend_from_slice(&[0xFF, 0xE2]);
+        tagged.extend_from_slice(&length.to_be_bytes());
+        tagged.extend_from_slice(&marker);
+        tagged.extend_from_slice(&plain[2..]);
+        let probed = Probed::new(tagged);
+        let strategy = Strategy::Landscape { width: 50 };
+        let (full, _) = probed.output(&strategy, 1);
+        let (small, shrink) = probed.output(&strategy, 4);
+        assert_eq!(shrink.map(|s| s.factor), Some(4));
+        let (full_mean, small_mean) = (mean(&full), mean(&small));
+        assert!(full_mean - mean(&ramp) > 5.0, "converted: {full_mean}");
+        assert!(
+            (full_mean - small_mean).abs() < 1.0,
+            "{full_mean} vs {small_mean}"
+        );
+        // Greyscale stays one channel. Measured 96.96.
+        let probed = Probed::new(corpus("edge/gray.jpg")); // 128x128
+        let strategy = Strategy::Landscape { width: 32 };
+        let (full, _) = probed.output(&strategy, 1);
+        let (small, shrink) = probed.output(&strategy, 2);
+        assert!(shrink.is_some());
+        assert!(matches!(full, DynamicImage::ImageLuma8(_)));
+        assert!(matches!(small, DynamicImage::ImageLuma8(_)));
+        let score = ssimulacra2(&full, &small);
+        assert!(score > 90.0, "grey: SSIMULACRA2 {score}");
+    }
+
     #[test]
     fn inputs_the_reduced_decoder_declines_are_decoded_at_full_size() {
         for (name, strategy) in [
