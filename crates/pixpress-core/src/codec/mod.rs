@@ -1,8 +1,9 @@
 //! Codecs: one file per output format, each implementing [`Codec`] (lossless encode, lossy
-//! encode at a quality, the quality range, decode for scoring), plus the lossless JPEG re-code
-//! and the EXIF block rewriting the JPEG paths share. This folder owns every call into a codec
-//! library and knows nothing of requests, plans or jobs: its files import only each other, the
-//! crate's leaf modules (`error`, `format`, `limits`) and external crates, never the pipeline.
+//! encode at a quality, the quality range, decode for scoring), plus the lossless JPEG re-code,
+//! the reduced-scale JPEG decode (shrink-on-load) and the EXIF block rewriting the JPEG paths
+//! share. This folder owns every call into a codec library and knows nothing of requests, plans
+//! or jobs: its files import only each other, the crate's leaf modules (`error`, `format`,
+//! `limits`) and external crates, never the pipeline.
 
 use std::ops::RangeInclusive;
 
@@ -16,6 +17,7 @@ pub mod avif;
 pub mod exif;
 pub mod gif;
 pub mod jpeg;
+pub mod jpeg_decode;
 pub mod jpeg_lossless;
 pub mod png;
 pub mod webp;

@@ -2,14 +2,16 @@
 //! if asked, crop, resample with Lanczos3 (fast_image_resize: SIMD, alpha premultiplied during
 //! filtering so transparent pixels do not bleed dark fringes, 8- and 16-bit, grey and colour),
 //! then pad for `fill`; an animation gets the same on every frame. Geometry is decided before
-//! this runs; this module only follows it.
+//! this runs; this module only follows it, also on a JPEG the decode step shrank on load: the
+//! plan's crop window (source pixels) is mapped onto the smaller pixels exactly, as a
+//! fractional window, and resampled to the same output size.
 
 use std::borrow::Cow;
 
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{CropBox, FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, GenericImageView, Rgba as ImageRgba, RgbaImage};
 
-use super::decode::Source;
+use super::decode::{Shrink, Source};
 use super::plan::geometry::{Rect, ResizePlan};
 use super::smart::smart_crop_origin;
 use crate::codec::{Carried, RgbaFrame};
@@ -44,10 +46,17 @@ impl Pixels<'_> {
 pub fn run<'a>(source: &'a Source, resize: Option<&ResizePlan>) -> Result<Pixels<'a>, CoreError> {
     Ok(match source {
         Source::Untouched => Pixels::Untouched,
-        Source::Still { image, carried } => Pixels::Still {
-            image: match resize {
-                Some(plan) => Cow::Owned(apply_resize(image, plan)?),
-                None => Cow::Borrowed(image),
+        Source::Still {
+            image,
+            carried,
+            shrink,
+        } => Pixels::Still {
+            image: match (resize, shrink) {
+                (Some(plan), None) => Cow::Owned(apply_resize(image, plan)?),
+                (Some(plan), Some(shrink)) => Cow::Owned(apply_resize_shrunk(image, plan, shrink)?),
+                (None, None) => Cow::Borrowed(image),
+                // The decode step shrinks only when every output is resized.
+                (None, Some(_)) => return Err(shrunk_without_plan()),
             },
             carried,
         },
@@ -82,14 +91,61 @@ pub fn apply_resize(image: &DynamicImage, plan: &ResizePlan) -> Result<DynamicIm
     let scaled = if plan.scaled == crop.size() {
         image.crop_imm(crop.x, crop.y, crop.width, crop.height)
     } else {
-        resample(image, crop, plan.scaled)?
+        resample(image, window(crop), plan.scaled)?
     };
-    Ok(match plan.background {
+    Ok(finish(scaled, plan))
+}
+
+/// Follows `plan` (made for the full-size source) on pixels decoded at 1/`shrink.factor`: the
+/// crop window is mapped onto them without rounding and resampled to the plan's size, so the
+/// output has the size, and shows the region, it has without shrink-on-load.
+fn apply_resize_shrunk(
+    image: &DynamicImage,
+    plan: &ResizePlan,
+    shrink: &Shrink,
+) -> Result<DynamicImage, CoreError> {
+    if plan.smart_crop.is_some() {
+        // Smart crop places its window from full-size pixels; the decode step never shrinks
+        // for it.
+        return Err(shrunk_without_plan());
+    }
+    let scaled = resample(image, shrunk_window(plan.crop, shrink), plan.scaled)?;
+    Ok(finish(scaled, plan))
+}
+
+/// `crop` (source pixels) in the pixels of a source shrunk on load.
+fn shrunk_window(crop: Rect, shrink: &Shrink) -> CropBox {
+    let factor = f64::from(shrink.factor);
+    // Exact in f64: the factor is a power of two and every value is far below 2^53.
+    CropBox {
+        left: f64::from(crop.x) / factor + shrink.origin.0,
+        top: f64::from(crop.y) / factor + shrink.origin.1,
+        width: f64::from(crop.width) / factor,
+        height: f64::from(crop.height) / factor,
+    }
+}
+
+fn window(crop: Rect) -> CropBox {
+    CropBox {
+        left: f64::from(crop.x),
+        top: f64::from(crop.y),
+        width: f64::from(crop.width),
+        height: f64::from(crop.height),
+    }
+}
+
+fn shrunk_without_plan() -> CoreError {
+    CoreError::Encode("the source was shrunk on load for an output it does not fit".into())
+}
+
+/// Pads the resampled image onto the canvas for `fill`.
+fn finish(scaled: DynamicImage, plan: &ResizePlan) -> DynamicImage {
+    match plan.background {
         Some(bg) if plan.canvas != plan.scaled || bg.a < 255 => {
             pad(&scaled, plan, [bg.r, bg.g, bg.b, bg.a])
         }
         _ => scaled,
-    })
+    }
 }
 
 fn resolve_crop(image: &DynamicImage, plan: &ResizePlan) -> Rect {
@@ -101,9 +157,11 @@ fn resolve_crop(image: &DynamicImage, plan: &ResizePlan) -> Rect {
     Rect::new(x, y, w, h)
 }
 
+/// Lanczos3 from `crop` (possibly fractional; neighbours outside it still weigh in, as far
+/// as the image reaches) to `width`×`height`.
 fn resample(
     image: &DynamicImage,
-    crop: Rect,
+    crop: CropBox,
     (width, height): (u32, u32),
 ) -> Result<DynamicImage, CoreError> {
     // fast_image_resize handles the 8/16-bit integer layouts; float images go through RGBA8.
@@ -118,12 +176,7 @@ fn resample(
     let mut target = DynamicImage::new(width, height, source.color());
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop(
-            f64::from(crop.x),
-            f64::from(crop.y),
-            f64::from(crop.width),
-            f64::from(crop.height),
-        );
+        .crop(crop.left, crop.top, crop.width, crop.height);
     Resizer::new()
         .resize(source, &mut target, &options)
         .map_err(|e| CoreError::Encode(format!("resize: {e}")))?;
