@@ -93,13 +93,35 @@ pub fn encode(
             started.write_marker(mozjpeg::Marker::APP(1), xmp);
         }
         if let Some(profile) = &carried.icc {
-            started.write_icc_profile(profile);
+            for marker in icc_markers(profile) {
+                started.write_marker(mozjpeg::Marker::APP(2), &marker);
+            }
         }
         started.write_scanlines(&pixels)?;
         started.finish()
     })
     .map_err(|panic| CoreError::Encode(panic_text(panic)))?
     .map_err(|e| CoreError::Encode(e.to_string()))
+}
+
+/// The APP2 payloads that carry an ICC profile: "ICC_PROFILE\0", the chunk's sequence number
+/// counted from 1 (ICC.1, annex B.4), the chunk count, then up to 65,519 bytes of the profile.
+/// Written here rather than by mozjpeg's `write_icc_profile`, which counts from 0: decoders
+/// that follow the specification (zune-jpeg, libjpeg's `jpeg_read_icc_profile`) then ignore
+/// the profile.
+fn icc_markers(profile: &[u8]) -> Vec<Vec<u8>> {
+    const SIGNATURE: &[u8] = b"ICC_PROFILE\0";
+    const MAX_CHUNK: usize = 65_533 - SIGNATURE.len() - 2;
+    let chunks: Vec<&[u8]> = profile.chunks(MAX_CHUNK).collect();
+    // 255 chunks hold 16 MB, far beyond any profile a JPEG carries; a larger one is dropped.
+    let Ok(count) = u8::try_from(chunks.len()) else {
+        return Vec::new();
+    };
+    chunks
+        .iter()
+        .zip(1..=count)
+        .map(|(chunk, sequence)| [SIGNATURE, &[sequence, count], chunk].concat())
+        .collect()
 }
 
 fn is_grey(image: &DynamicImage) -> bool {
@@ -110,4 +132,41 @@ fn is_grey(image: &DynamicImage) -> bool {
             | DynamicImage::ImageLumaA8(_)
             | DynamicImage::ImageLumaA16(_)
     )
+}
+
+#[cfg(test)]
+mod icc_tests {
+    use image::{ImageDecoder, RgbImage};
+
+    use super::*;
+
+    #[test]
+    fn a_kept_icc_profile_reads_back_whole_from_the_output() {
+        // Two chunks: the second marker must say "2 of 2" for a reader to reassemble it.
+        let profile: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let carried = Carried {
+            icc: Some(profile.clone()),
+            ..Carried::default()
+        };
+        let image = DynamicImage::ImageRgb8(RgbImage::from_pixel(16, 16, image::Rgb([9, 99, 199])));
+        let bytes = encode(&image, 80, Chroma::Half, &carried).expect("encodes");
+        let mut decoder =
+            image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&bytes)).expect("a JPEG");
+        let read = decoder.icc_profile().expect("readable");
+        assert!(
+            read.as_deref() == Some(&profile[..]),
+            "the profile read back is {:?} bytes, not the {} written",
+            read.map(|p| p.len()),
+            profile.len()
+        );
+    }
+
+    #[test]
+    fn icc_chunks_are_numbered_from_one() {
+        let markers = icc_markers(&[7u8; 10]);
+        assert_eq!(markers.len(), 1);
+        assert_eq!(&markers[0][..12], b"ICC_PROFILE\0");
+        assert_eq!(&markers[0][12..14], &[1, 1]);
+        assert_eq!(&markers[0][14..], &[7u8; 10]);
+    }
 }
