@@ -25,10 +25,6 @@ impl Codec for Avif {
         40..=95
     }
 
-    fn encode_lossless(&self, _image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
-        Ok(None)
-    }
-
     fn encode_lossy(
         &self,
         image: &DynamicImage,

@@ -36,10 +36,6 @@ impl Codec for Jpeg<'_> {
         30..=95
     }
 
-    fn encode_lossless(&self, _image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
-        Ok(None)
-    }
-
     fn encode_lossy(
         &self,
         image: &DynamicImage,

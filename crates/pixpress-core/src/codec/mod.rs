@@ -32,7 +32,9 @@ pub trait Codec {
 
     /// Every pixel kept. `Ok(None)` when the format has no lossless mode here (JPEG, AVIF):
     /// the caller then encodes at a high fixed quality instead.
-    fn encode_lossless(&self, image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError>;
+    fn encode_lossless(&self, _image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
+        Ok(None)
+    }
 
     /// Lossy at `quality`. `Ok(None)` when the codec cannot reach that quality (imagequant's
     /// "quality too low"), which the search counts as a miss.

@@ -170,12 +170,8 @@ pub fn run(job: &Job<'_>, plan: &Plan) -> Result<Decoded, CoreError> {
 }
 
 fn still(job: &Job<'_>, plan: &Plan) -> Result<Decoded, CoreError> {
-    let shrink_by = if job.probe.format == ImageFormat::Jpeg {
-        shrink_factor(&plan.outputs)
-    } else {
-        1
-    };
-    still_at(job, plan, shrink_by)
+    // The factor the outputs allow; `shrunk` decides whether this input can be decoded at it.
+    still_at(job, plan, shrink_factor(&plan.outputs))
 }
 
 /// [`still`] at a given shrink-on-load factor (1: full size).

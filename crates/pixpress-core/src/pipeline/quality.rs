@@ -330,10 +330,6 @@ mod tests {
             30..=95
         }
 
-        fn encode_lossless(&self, _: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
-            Ok(None)
-        }
-
         fn encode_lossy(
             &self,
             image: &DynamicImage,
