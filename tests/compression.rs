@@ -768,3 +768,37 @@ async fn bad_compression_options_are_400s_naming_the_field() {
         assert_eq!(status, 422, "{options}: {body}");
     }
 }
+
+/// A fixed quality is not scored unless the caller asks (`"score": true`); asked, the score is
+/// the one measured on the returned output. The bytes are the same either way.
+#[tokio::test]
+async fn a_fixed_quality_is_scored_only_on_request() {
+    let server = Server::start(&[]);
+    let input = corpus("png_coffee_photo.png");
+    for format in ["jpeg", "webp"] {
+        let options = json!({"lossy": true, "quality": 70, "format": format});
+        let (plain, plain_bytes) = optimise(&server, &input, "c.png", options.clone()).await;
+        assert_eq!(plain["quality"], 70, "{plain}");
+        assert!(plain.get("ssimulacra2").is_none(), "{plain}");
+        let mut asked = options;
+        asked["score"] = json!(true);
+        let (scored, scored_bytes) = optimise(&server, &input, "c.png", asked).await;
+        assert_eq!(scored_bytes, plain_bytes, "{format}: same encode");
+        let reported = scored["ssimulacra2"].as_f64().expect("score reported");
+        let measured = ssimulacra2(&input, &scored_bytes);
+        assert!(
+            (measured - reported).abs() < 0.5,
+            "{format}: {measured} vs {scored}"
+        );
+    }
+    let r = upload(
+        &server,
+        &input,
+        "c.png",
+        json!({"api_key": server.key, "lossy": true, "score": "yes"}),
+    )
+    .await;
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "score", "{body}");
+}

@@ -88,10 +88,19 @@ pub struct Request {
     pub metadata: Metadata,
     /// Opaque colour transparent pixels are flattened on when the output has no alpha.
     pub background: Option<[u8; 4]>,
+    /// Measure SSIMULACRA2 even when the quality is fixed. Off by default: a fixed-quality
+    /// request does not pay for a score it did not ask for (an automatic quality is always
+    /// scored, since the score is how it is chosen).
+    pub score: bool,
 }
 
 impl Request {
     pub fn target(&self) -> f64 {
         self.quality_target.unwrap_or(quality::DEFAULT_TARGET)
+    }
+
+    /// Whether an output encoded at a fixed quality is scored for the answer.
+    pub fn scores_fixed_quality(&self) -> bool {
+        self.score
     }
 }

@@ -102,7 +102,7 @@ fn encode_as(
             let q = LOSSLESS_AVIF_QUALITY.max(request.quality.unwrap_or(0));
             let bytes = avif::encode_lossy(image, q)?;
             Encoded {
-                ssimulacra2: quality::score_bytes(image, &bytes, &Avif).map(round_score),
+                ssimulacra2: scored(request, image, &bytes, &Avif),
                 ..fixed(bytes, format, q)
             }
         }
@@ -148,9 +148,8 @@ fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<E
     };
     if let Some(q) = request.quality {
         let bytes = encode(q)?;
-        let score = quality::score_bytes(image, &bytes, codec);
         return Ok(Encoded {
-            ssimulacra2: score,
+            ssimulacra2: scored(request, image, &bytes, codec),
             ..fixed(bytes, format, q)
         });
     }
@@ -176,6 +175,14 @@ fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<E
     })
 }
 
+/// The score of an output encoded at a fixed quality, when the request asks for one.
+fn scored(request: &Request, image: &DynamicImage, bytes: &[u8], codec: &dyn Codec) -> Option<f64> {
+    if !request.scores_fixed_quality() {
+        return None;
+    }
+    quality::score_bytes(image, bytes, codec).map(round_score)
+}
+
 /// JPEG lossy at 4:2:0; for screen content also at 4:4:4, keeping the smaller of the two that
 /// reach the target (4:4:4 often needs a lower quality there, since 4:2:0 smears coloured edges
 /// that SSIMULACRA2 sees).
@@ -184,13 +191,28 @@ fn jpeg_lossy(
     request: &Request,
     carried: &Carried,
 ) -> Result<Encoded, CoreError> {
-    let at = |chroma: Chroma| lossy(image, request, &Jpeg { chroma, carried });
-    let half = at(Chroma::Half)?;
     if !looks_like_screen_content(image) {
-        return Ok(half);
+        return lossy(
+            image,
+            request,
+            &Jpeg {
+                chroma: Chroma::Half,
+                carried,
+            },
+        );
     }
-    let full = at(Chroma::Full)?;
-    Ok(better_of(half, full, request.target()))
+    // Choosing between the chromas needs both scores, even at a fixed quality; the answer
+    // only reports one when the caller asked.
+    let scoring = Request {
+        score: true,
+        ..request.clone()
+    };
+    let at = |chroma: Chroma| lossy(image, &scoring, &Jpeg { chroma, carried });
+    let mut chosen = better_of(at(Chroma::Half)?, at(Chroma::Full)?, request.target());
+    if request.quality.is_some() && !request.scores_fixed_quality() {
+        chosen.ssimulacra2 = None;
+    }
+    Ok(chosen)
 }
 
 /// The smaller of two encodings when both reach the target; otherwise the one that scores higher.
@@ -238,7 +260,7 @@ fn png_lossy(
     if let Some(q) = request.quality {
         return Ok(match png::quantize(&rgba, q, icc)? {
             Some(bytes) => Encoded {
-                ssimulacra2: quality::score_bytes(image, &bytes, codec).map(round_score),
+                ssimulacra2: scored(request, image, &bytes, codec),
                 ..fixed(bytes, ImageFormat::Png, q)
             },
             None => plain(png::encode_lossless(image, icc)?, ImageFormat::Png),

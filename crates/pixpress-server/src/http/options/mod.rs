@@ -34,7 +34,7 @@ pub struct ParsedOptions {
 }
 
 /// Every top-level option this server reads; anything else is warned about and ignored.
-const OPTION_FIELDS: [&str; 12] = [
+const OPTION_FIELDS: [&str; 13] = [
     "api_key",
     "url",
     "lossy",
@@ -44,6 +44,7 @@ const OPTION_FIELDS: [&str; 12] = [
     "metadata",
     "quality_target",
     "background",
+    "score",
     "s3_store",
     "azure_store",
     "gcs_store",
@@ -84,6 +85,9 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, Options
                 format: optional_format(&fields)?,
                 metadata: optional_metadata(&fields)?,
                 background: optional_background(&fields)?,
+                score: fields
+                    .optional_bool("score", "true or false")?
+                    .unwrap_or(false),
             },
             resize: parse_resize(&fields)?,
             stores: stores::parse_stores(&fields)?,
