@@ -24,7 +24,8 @@ pub mod webp;
 
 /// One output format as the encode step and the quality search see it. Implementations carry
 /// their own settings (chroma, metadata to write), so the search is written once for all.
-pub trait Codec {
+/// `Sync` because the search runs two trials of one codec at once, one per core.
+pub trait Codec: Sync {
     fn format(&self) -> ImageFormat;
 
     /// The lossy quality scale the perceptual search bisects.

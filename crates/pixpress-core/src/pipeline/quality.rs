@@ -17,8 +17,9 @@ use crate::error::CoreError;
 
 /// Default SSIMULACRA2 target: "high quality", artefacts only visible side by side on zoom.
 pub const DEFAULT_TARGET: f64 = 80.0;
-/// Bounds the work: ⌈log2(66)⌉ = 7 trials cover the 30–95 range of the lossy codecs.
-pub const MAX_TRIALS: usize = 7;
+/// Bounds the work: four rounds of two trials (one per core) split the 30–95 range of the
+/// lossy codecs in thirds down to one quality (66 → 22 → 7 → 2 → 1).
+pub const MAX_TRIALS: usize = 8;
 /// A search that ran on the sample is checked once on the whole image up to this size, and the
 /// quality raised in [`VERIFY_STEP`]s (at most [`MAX_RAISES`]) if the whole image falls short.
 /// Above it the sample's score stands: the whole-image reference would cost ~120 bytes a pixel.
@@ -78,20 +79,28 @@ pub fn search(
     let mut top: Option<(f64, Option<Vec<u8>>)> = None;
     let mut trials = Vec::new();
     while low <= high && trials.len() < MAX_TRIALS {
-        let mid = low + (high - low) / 2;
-        let (value, bytes) = evaluate(mid)?;
-        trials.push((mid, value));
-        if mid == *range.end() {
-            top = Some((value, bytes.clone()));
+        let probes = probes_in(low, high);
+        let results = evaluate_all(&probes, &evaluate)?;
+        for (&quality, (value, _)) in probes.iter().zip(&results) {
+            trials.push((quality, *value));
         }
-        if value >= target {
-            best = Some((mid, value, bytes));
-            if mid == 0 {
+        // The lowest probe that passes bounds the answer from above; every probe below it
+        // failed and bounds it from below.
+        let mut floor = low;
+        for (quality, (value, bytes)) in probes.into_iter().zip(results) {
+            if quality == *range.end() {
+                top = Some((value, bytes.clone()));
+            }
+            if value >= target {
+                best = Some((quality, value, bytes));
+                high = quality.saturating_sub(1);
                 break;
             }
-            high = mid - 1;
-        } else {
-            low = mid + 1;
+            floor = quality + 1;
+        }
+        low = floor;
+        if best.as_ref().is_some_and(|&(q, _, _)| q == 0) {
+            break;
         }
     }
     let keep_bytes = |bytes: Option<Vec<u8>>| if sampled { None } else { bytes };
@@ -117,6 +126,46 @@ pub fn search(
         whole_image_bytes: keep_bytes(bytes),
         trials,
     }))
+}
+
+/// The qualities one round of the search tries, one per core: the two points splitting
+/// `low..=high` in thirds (the middle alone when one or two qualities are left).
+fn probes_in(low: u8, high: u8) -> Vec<u8> {
+    let span = u16::from(high - low);
+    if span < 2 {
+        return vec![low + (high - low) / 2];
+    }
+    let third = |k: u16| low + ((span * k + 1) / 3) as u8;
+    let (first, second) = (third(1), third(2));
+    if first == second {
+        vec![first]
+    } else {
+        vec![first, second]
+    }
+}
+
+/// Runs `evaluate` on every quality at once (each on its own thread), in order.
+fn evaluate_all<T: Send>(
+    qualities: &[u8],
+    evaluate: &(dyn Fn(u8) -> Result<T, CoreError> + Sync),
+) -> Result<Vec<T>, CoreError> {
+    if let [only] = qualities {
+        return Ok(vec![evaluate(*only)?]);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = qualities
+            .iter()
+            .map(|&quality| scope.spawn(move || evaluate(quality)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| Err(CoreError::Encode(crate::codec::panic_text(panic))))
+            })
+            .collect()
+    })
 }
 
 /// Working memory of a fast-ssim2 reference plus one comparison, per scored pixel (measured:
@@ -293,7 +342,7 @@ pub fn score_bytes(image: &DynamicImage, encoded: &[u8], codec: &dyn Codec) -> O
 mod tests {
     use super::*;
     use crate::format::ImageFormat;
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn gradient() -> DynamicImage {
         DynamicImage::ImageRgb8(image::RgbImage::from_fn(96, 64, |x, y| {
@@ -304,7 +353,7 @@ mod tests {
     /// A fake codec whose "quality" is a posterisation step: higher quality, finer steps. It
     /// counts its encodes and cannot reach qualities below `lowest`.
     struct Posterise {
-        calls: Cell<usize>,
+        calls: AtomicUsize,
         lowest: u8,
     }
 
@@ -315,7 +364,7 @@ mod tests {
 
         fn reaching_from(lowest: u8) -> Posterise {
             Posterise {
-                calls: Cell::new(0),
+                calls: AtomicUsize::new(0),
                 lowest,
             }
         }
@@ -335,7 +384,7 @@ mod tests {
             image: &DynamicImage,
             quality: u8,
         ) -> Result<Option<Vec<u8>>, CoreError> {
-            self.calls.set(self.calls.get() + 1);
+            self.calls.fetch_add(1, Ordering::Relaxed);
             if quality < self.lowest {
                 return Ok(None);
             }
@@ -367,7 +416,7 @@ mod tests {
         let found = search(&image, 70.0, &codec).unwrap().unwrap();
         assert!(found.reached);
         assert!(found.score >= 70.0);
-        assert!(codec.calls.get() <= MAX_TRIALS);
+        assert!(codec.calls.load(Ordering::Relaxed) <= MAX_TRIALS);
         // One step lower must fail (or be outside the range).
         if found.quality > 30 {
             let below = posterise(&image, found.quality - 1).unwrap().unwrap();
@@ -432,7 +481,7 @@ mod tests {
             score_bytes(&image, &bytes, &codec).map(round2),
             Some(round2(score))
         );
-        assert!(codec.calls.get() <= 1 + MAX_LOWERINGS);
+        assert!(codec.calls.load(Ordering::Relaxed) <= 1 + MAX_LOWERINGS);
     }
 
     fn round2(v: f64) -> f64 {
