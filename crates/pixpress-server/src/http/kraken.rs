@@ -21,12 +21,15 @@ pub const KRAKEN_OPTION_IGNORED: &str = "kraken_option_ignored";
 const UNMAPPED: [(&str, &str); 3] = [
     (
         "dev",
-        "sandbox mode (the request is really optimised and metered)",
+        "Kraken's sandbox mode is not built in pixpress; this request was really optimised and metered",
     ),
-    ("sampling_scheme", "chroma subsampling choice"),
+    (
+        "sampling_scheme",
+        "choosing the chroma subsampling is not built in pixpress",
+    ),
     (
         "webp_lossless",
-        "a separate lossless WebP switch (use lossy: false)",
+        "not built in pixpress; lossy: false with a WebP output is lossless",
     ),
 ];
 
@@ -137,11 +140,8 @@ fn to_native(value: &Value) -> Result<Native, OptionsError> {
     Ok((native, warnings))
 }
 
-fn ignored(field: &str, what: &str) -> Warning {
-    Warning::new(
-        KRAKEN_OPTION_IGNORED,
-        format!("Kraken's {field} ({what}) is not built in pixpress and was ignored"),
-    )
+fn ignored(field: &str, why: &str) -> Warning {
+    Warning::new(KRAKEN_OPTION_IGNORED, format!("{field} was ignored: {why}"))
 }
 
 /// `wait: true` is how every answer is given; `wait: false` without a callback cannot be.
@@ -151,7 +151,7 @@ fn read_wait(field: &Value, warnings: &mut Vec<Warning>) -> Result<(), OptionsEr
         Value::Bool(false) => {
             warnings.push(ignored(
                 "wait: false",
-                "answers are always given on the same connection, as with wait: true",
+                "answers always come on the same connection, as with wait: true",
             ));
             Ok(())
         }
@@ -201,7 +201,7 @@ fn read_convert(
                 Value::Bool(false) | Value::Null => {}
                 Value::Bool(true) => warnings.push(ignored(
                     "convert.keep_ext",
-                    "keeping the original extension; kraked_url ends in the output's own",
+                    "kraked_url always ends in the output format's own extension",
                 )),
                 other => {
                     return Err(
@@ -275,11 +275,11 @@ fn read_preserve_meta(field: &Value, warnings: &mut Vec<Warning>) -> Result<Valu
             Some("geotag") => kept.push("geotag"),
             Some("date") => warnings.push(ignored(
                 "preserve_meta \"date\"",
-                "keeping only EXIF's date tags; pixpress keeps EXIF whole (metadata: [\"exif\"]) or only its copyright or GPS tags",
+                "keeping only EXIF's date tags is not built in pixpress (metadata: [\"exif\"] keeps EXIF whole)",
             )),
             Some("orientation") => warnings.push(ignored(
                 "preserve_meta \"orientation\"",
-                "keeping the orientation tag; the orientation is applied to the pixels instead",
+                "the EXIF orientation is always applied to the pixels and the tag reset",
             )),
             _ => {
                 return Err(FieldError::new(
@@ -300,7 +300,7 @@ fn read_auto_orient(field: &Value, warnings: &mut Vec<Warning>) -> Result<(), Op
         Value::Bool(false) => {
             warnings.push(ignored(
                 "auto_orient: false",
-                "leaving pixels unrotated; the EXIF orientation is always applied",
+                "the EXIF orientation is always applied to the pixels",
             ));
             Ok(())
         }
@@ -347,7 +347,10 @@ fn read_s3_store(field: &Value, warnings: &mut Vec<Warning>) -> Result<Value, Op
                     headers.insert(format!("x-amz-meta-{k}"), v.clone());
                 }
             }
-            ("tags", _) => warnings.push(ignored("s3_store.tags", "object tags")),
+            ("tags", _) => warnings.push(ignored(
+                "s3_store.tags",
+                "object tags are not built in pixpress",
+            )),
             ("headers", Value::Object(_)) => {}
             _ => {
                 native.insert(name.clone(), value.clone());
@@ -374,10 +377,13 @@ fn read_gcs_store(
     for (key, value) in store {
         match (key.as_str(), value) {
             ("acl", Value::String(acl)) if acl == "private" => {}
-            ("acl", _) => warnings.push(ignored(&format!("{name}.acl"), "object ACLs on GCS")),
+            ("acl", _) => warnings.push(ignored(
+                &format!("{name}.acl"),
+                "object ACLs on GCS are not built in pixpress",
+            )),
             ("metadata", _) => warnings.push(ignored(
                 &format!("{name}.metadata"),
-                "object metadata on GCS",
+                "object metadata on GCS is not built in pixpress",
             )),
             _ => {
                 native.insert(key.clone(), value.clone());
