@@ -71,6 +71,12 @@ if ! "$PIXPRESS_PY" -c 'import moto, flask_cors, boto3, azure.storage.blob, gcp_
   "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check \
     'moto[s3]==5.2.5' 'flask<4' 'flask-cors<7' 'azure-storage-blob==12.31.1' 'gcp-storage-emulator==2026.7.19'
 fi
+# Kraken.io's own Python client, for tests/kraken.rs. It pins urllib3<2 although it only calls
+# requests (already here for moto), so it is installed without its pins to leave the others be.
+if ! "$PIXPRESS_PY" -c 'import krakenio, requests' 2>/dev/null; then
+  "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check requests
+  "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check --no-deps 'krakenio==0.2.0'
+fi
 AZURITE="$PIXPRESS_TOOLS/node/node_modules/.bin/azurite-blob"
 if [ ! -x "$AZURITE" ]; then
   if ! command -v npm >/dev/null; then

@@ -2,7 +2,9 @@
 //! machine-readable error code users can script against is a constant in [`code`]; every
 //! layer's typed error (options, upload, service — and through it accounts, fetch, storage,
 //! the gate and the core) maps to an [`ApiError`] through one `From` impl each, and an
-//! [`ApiError`] answers as `{"error": {"code", "message", "request_id", "details"?}}`.
+//! [`ApiError`] answers as `{"error": {"code", "message", "request_id", "details"?}}`, or, for a
+//! request in Kraken's dialect, as Kraken's `{"success": false, "message", …}` with the same
+//! status.
 
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::BytesRejection;
@@ -46,6 +48,15 @@ pub mod code {
     pub const EXPORT_FAILED: &str = "export_failed";
 }
 
+/// Which API's shape a request speaks, so its errors answer in the same shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Native,
+    /// Kraken.io's: the request carries `auth: {api_key, api_secret}`.
+    Kraken,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -54,6 +65,7 @@ pub struct ApiError {
     details: Option<serde_json::Value>,
     /// Extra response headers (rate-limit state); boxed to keep the error small.
     headers: Option<Box<HeaderMap>>,
+    dialect: Dialect,
 }
 
 impl ApiError {
@@ -64,7 +76,14 @@ impl ApiError {
             message: message.into(),
             details: None,
             headers: None,
+            dialect: Dialect::Native,
         }
+    }
+
+    /// The same error, answered in `dialect`'s body shape.
+    pub fn in_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
     }
 
     fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -134,15 +153,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = request_id::current();
-        let mut error = json!({
-            "code": self.code,
-            "message": self.message,
-            "request_id": request_id,
-        });
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let body = match self.dialect {
+            Dialect::Native => {
+                let mut error = json!({
+                    "code": self.code,
+                    "message": self.message,
+                    "request_id": request_id,
+                });
+                if let Some(details) = self.details {
+                    error["details"] = details;
+                }
+                json!({ "error": error })
+            }
+            // Kraken's clients read `success` and `message`; the code and request id are ours.
+            Dialect::Kraken => json!({
+                "success": false,
+                "message": self.message,
+                "code": self.code,
+                "request_id": request_id,
+            }),
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(headers) = self.headers {
             response.headers_mut().extend(*headers);
         }
@@ -426,6 +457,18 @@ mod tests {
         assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
         let (_, _, body) = answer(ServiceError::MissingKey).await;
         assert!(body["error"].get("details").is_none(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_kraken_dialect_keeps_the_status_and_answers_success_false() {
+        let error = ApiError::from(ServiceError::UnknownKey).in_dialect(Dialect::Kraken);
+        let (status, _, body) = answer(error).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["success"], false);
+        assert_eq!(body["code"], code::INVALID_API_KEY);
+        assert_eq!(body["request_id"], "req-1");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(body.get("error").is_none(), "{body}");
     }
 
     #[tokio::test]

@@ -9,15 +9,18 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::accounts::ratelimit::Decision;
 use crate::accounts::usage::UsageReport;
-use crate::http::error::{self, ApiError};
+use crate::http::error::{self, ApiError, Dialect};
+use crate::http::kraken;
 use crate::http::options::{self, Endpoint, ParsedOptions};
 use crate::http::rate_headers::rate_headers;
 use crate::http::upload::{self, UploadError};
 use crate::service::answer::Answer;
 use crate::service::job::Input;
+use crate::service::optimise::Admitted;
 use crate::service::Service;
 
 #[derive(Debug, Default, Deserialize)]
@@ -39,28 +42,48 @@ fn key_from<'a>(
     bearer.or(query.api_key.as_deref()).or(options_key)
 }
 
-/// `POST /v1/` (and `/v1/url`): JSON options naming the image by URL. The key is admitted
-/// before the URL is fetched.
+/// `POST /v1/` (and `/v1/url`): JSON options naming the image by URL, natively or in Kraken's
+/// dialect. The key is admitted before the URL is fetched.
 pub async fn optimize_url(
     State(service): State<Service>,
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body?;
-    let options = options::parse(&options::parse_json_body(&body)?, Endpoint::Url)?;
+    let value = options::parse_json_body(&body?)?;
+    let dialect = kraken::dialect_of(&value);
+    optimize_url_in(&service, &query, &headers, &value, dialect)
+        .await
+        .map_err(|e| e.in_dialect(dialect))
+}
+
+async fn optimize_url_in(
+    service: &Service,
+    query: &KeyQuery,
+    headers: &HeaderMap,
+    value: &Value,
+    dialect: Dialect,
+) -> Result<Response, ApiError> {
+    let options = parse_options(value, Endpoint::Url, dialect)?;
     let admitted = service
-        .admit(key_from(&headers, &query, options.api_key.as_deref()))
+        .admit(key_from(headers, query, options.api_key.as_deref()))
         .await?;
     let url = options.url.unwrap_or_default();
+    let file_name = kraken::file_name_of_url(&url);
     let outcome = service
         .optimise(&admitted, Input::Url(url), options.job)
         .await;
-    respond(outcome.map_err(ApiError::from), &admitted.rate)
+    respond(
+        outcome.map_err(ApiError::from),
+        &admitted.rate,
+        dialect,
+        &file_name,
+    )
 }
 
-/// `POST /v1/upload`: the `image` and `data` parts. A key in the header or query is admitted
-/// before the upload is read; a key in `data` once the parts are read.
+/// `POST /v1/upload`: the `image` (or `file`) and `data` parts. A key in the header or query is
+/// admitted before the upload is read; a key in `data` once the parts are read. Errors answer
+/// in Kraken's shape once the `data` part shows the request is Kraken's.
 pub async fn optimize_upload(
     State(service): State<Service>,
     Query(query): Query<KeyQuery>,
@@ -73,18 +96,34 @@ pub async fn optimize_upload(
         None => None,
     };
     let parts = upload::read_parts(multipart, service.fetcher.max_bytes()).await?;
-    let options = match parts.data {
-        Some(text) => options::parse(
-            &options::parse_json_body(text.as_bytes())?,
-            Endpoint::Upload,
-        )?,
+    let value = match &parts.data {
+        Some(text) => Some(options::parse_json_body(text.as_bytes())?),
+        None => None,
+    };
+    let dialect = value.as_ref().map_or(Dialect::Native, kraken::dialect_of);
+    optimize_upload_in(&service, &query, &headers, early, parts, value, dialect)
+        .await
+        .map_err(|e| e.in_dialect(dialect))
+}
+
+async fn optimize_upload_in(
+    service: &Service,
+    query: &KeyQuery,
+    headers: &HeaderMap,
+    early: Option<Admitted>,
+    parts: upload::Parts,
+    value: Option<Value>,
+    dialect: Dialect,
+) -> Result<Response, ApiError> {
+    let options = match value {
+        Some(value) => parse_options(&value, Endpoint::Upload, dialect)?,
         None => ParsedOptions::default(),
     };
     let admitted = match early {
         Some(admitted) => admitted,
         None => {
             service
-                .admit(key_from(&headers, &query, options.api_key.as_deref()))
+                .admit(key_from(headers, query, options.api_key.as_deref()))
                 .await?
         }
     };
@@ -95,19 +134,63 @@ pub async fn optimize_upload(
             .map_err(ApiError::from),
         None => Err(UploadError::MissingImage.into()),
     };
-    respond(outcome, &admitted.rate)
+    let file_name = parts.file_name.unwrap_or_default();
+    respond(outcome, &admitted.rate, dialect, &file_name)
 }
 
-/// The answer as JSON; success or failure, it carries the key's rate-limit headers.
-fn respond(outcome: Result<Answer, ApiError>, decision: &Decision) -> Result<Response, ApiError> {
+/// The options read by the dialect's reader.
+fn parse_options(
+    value: &Value,
+    endpoint: Endpoint,
+    dialect: Dialect,
+) -> Result<ParsedOptions, ApiError> {
+    let options = match dialect {
+        Dialect::Native => options::parse(value, endpoint)?,
+        Dialect::Kraken => kraken::parse(value, endpoint)?,
+    };
+    Ok(options)
+}
+
+/// The answer as JSON in the dialect's shape; success or failure, it carries the key's
+/// rate-limit headers.
+fn respond(
+    outcome: Result<Answer, ApiError>,
+    decision: &Decision,
+    dialect: Dialect,
+    file_name: &str,
+) -> Result<Response, ApiError> {
     match outcome {
         Ok(answer) => {
-            let mut response = Json(answer).into_response();
+            let mut response = match dialect {
+                Dialect::Native => Json(answer).into_response(),
+                Dialect::Kraken => Json(kraken::answer(&answer, file_name)).into_response(),
+            };
             rate_headers(decision, response.headers_mut());
             Ok(response)
         }
         Err(e) => Err(e.with_rate_headers(decision)),
     }
+}
+
+/// `POST /user_status` (Kraken's): JSON `{"auth": {"api_key", "api_secret"}}` → the key's plan
+/// and this month's usage. Errors answer in Kraken's shape.
+pub async fn user_status(
+    State(service): State<Service>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    user_status_in(&service, body)
+        .await
+        .map_err(|e| e.in_dialect(Dialect::Kraken))
+}
+
+async fn user_status_in(
+    service: &Service,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let value = options::parse_json_body(&body?)?;
+    let key = kraken::auth_key(&value)?;
+    let report = service.usage_report(key.as_deref()).await?;
+    Ok(Json(kraken::user_status(&report)))
 }
 
 /// `GET /v1/usage`: this month's usage of the presented key.
@@ -174,6 +257,6 @@ pub async fn readyz(State(service): State<Service>) -> Result<&'static str, ApiE
 
 pub async fn not_found_fallback() -> ApiError {
     ApiError::not_found(
-        "no such endpoint; see POST /v1/, POST /v1/upload, GET /v1/images/{id}.{ext}",
+        "no such endpoint; see POST /v1/, POST /v1/upload, GET /v1/images/{id}.{ext}, POST /user_status",
     )
 }

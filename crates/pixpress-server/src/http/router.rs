@@ -33,6 +33,10 @@ pub fn router(service: Service, max_upload_bytes: u64) -> Router {
         )
         .route("/v1/images/{file}", get(handlers::hosted_image))
         .route("/v1/usage", get(handlers::usage_report))
+        .route(
+            "/user_status",
+            limited(post(handlers::user_status), MAX_JSON_BODY),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz));
     v1.fallback(handlers::not_found_fallback)
