@@ -2,11 +2,12 @@
 //! `router` (routes, body limits, security headers), `handlers` (thin: extract → call the
 //! service → answer), `error` (the one mapping from every typed error to status, code and
 //! JSON), `options` (the one options parser), `upload` (the multipart body), `request_id`, and
-//! `rate_headers`.
+//! `rate_headers`; `playground`, the page at `GET /`.
 
 pub mod error;
 pub mod handlers;
 pub mod options;
+pub mod playground;
 pub mod rate_headers;
 pub mod request_id;
 pub mod router;

@@ -11,6 +11,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::error::ApiError;
 use crate::http::handlers;
+use crate::http::playground;
 use crate::http::request_id;
 use crate::service::Service;
 
@@ -34,7 +35,8 @@ pub fn router(service: Service, max_upload_bytes: u64) -> Router {
         .route("/v1/images/{file}", get(handlers::hosted_image))
         .route("/v1/usage", get(handlers::usage_report))
         .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz));
+        .route("/readyz", get(handlers::readyz))
+        .merge(playground::routes());
     v1.fallback(handlers::not_found_fallback)
         .layer(axum::middleware::from_fn(request_id::middleware))
         .layer(SetResponseHeaderLayer::overriding(
