@@ -1,6 +1,6 @@
 // Drives the playground in headless Chromium for tests/playground.rs: pastes the key, uploads a
 // photo with lossy + fit 400x300, waits for the result, drags the slider, reloads, then tries a
-// bad key. Prints what it saw (and the API's answers it intercepted) as one JSON object.
+// bad key, then optimises an image by URL (square 200, WebP at quality 70). Prints what it saw (and the API's answers it intercepted) as one JSON object.
 "use strict";
 
 const { chromium } = require("playwright-core");
@@ -13,14 +13,15 @@ const env = (name) => {
 const BASE = env("PLAYGROUND_BASE");
 const KEY = env("PLAYGROUND_KEY");
 const IMAGE = env("PLAYGROUND_IMAGE");
+const IMAGE_URL = env("PLAYGROUND_IMAGE_URL");
 const SCREENSHOT = env("PLAYGROUND_SCREENSHOT");
 const EXECUTABLE = process.env.PLAYGROUND_CHROMIUM || "/usr/bin/chromium";
 
 const TEXT_IDS = ["original", "final", "saved", "out-format", "out-quality", "out-ssim", "curl"];
 
-async function submitAndWait(page) {
+async function submitAndWait(page, endpoint) {
   const [response] = await Promise.all([
-    page.waitForResponse((r) => r.url().endsWith("/v1/upload") && r.request().method() === "POST"),
+    page.waitForResponse((r) => r.url().endsWith(endpoint) && r.request().method() === "POST"),
     page.click("#submit"),
   ]);
   return { status: response.status(), answer: await response.json() };
@@ -93,7 +94,7 @@ async function main() {
     await page.selectOption("#strategy", "fit");
     await page.fill("#width", "400");
     await page.fill("#height", "300");
-    const good = await submitAndWait(page);
+    const good = await submitAndWait(page, "/v1/upload");
     if (good.status !== 200) throw new Error(`upload answered ${good.status}: ${JSON.stringify(good.answer)}`);
     const afterNatural = await naturalSize(page, "#after");
     const beforeNatural = await naturalSize(page, "#before");
@@ -105,12 +106,33 @@ async function main() {
     await page.reload();
     const keyAfterReload = await page.inputValue("#key");
 
-    // From here on the browser rightly logs the 401 as a failed load.
+    // Until the URL step the browser rightly logs the 401 as a failed load.
     const errorsBeforeBadKey = [...consoleErrors];
     await page.fill("#key", "pxk_00000000_" + "0".repeat(32));
     await page.setInputFiles("#file", IMAGE);
-    const bad = await submitAndWait(page);
+    const bad = await submitAndWait(page, "/v1/upload");
     await page.waitForSelector("#error:not([hidden])");
+    const badShown = await page.textContent("#error");
+    const badAnswerHidden = await page.$eval("#answer", (el) => el.hidden);
+    const errorsUpToUrl = consoleErrors.length;
+
+    await page.fill("#key", KEY);
+    await page.check('input[name="source"][value="url"]');
+    await page.fill("#url", IMAGE_URL);
+    await page.check("#lossy");
+    await page.fill("#quality", "70");
+    await page.selectOption("#format", "webp");
+    await page.selectOption("#strategy", "square");
+    await page.fill("#size", "200");
+    const byUrl = await submitAndWait(page, "/v1/url");
+    if (byUrl.status !== 200) throw new Error(`url answered ${byUrl.status}: ${JSON.stringify(byUrl.answer)}`);
+    await page.waitForSelector("#answer:not([hidden])");
+    const byUrlSeen = {
+      answer: byUrl.answer,
+      after_natural: await naturalSize(page, "#after"),
+      before_natural: await naturalSize(page, "#before"),
+      text: await texts(page),
+    };
 
     const result = {
       answer: good.answer,
@@ -125,10 +147,11 @@ async function main() {
       bad_key: {
         status: bad.status,
         answer: bad.answer,
-        shown: await page.textContent("#error"),
-        answer_hidden: await page.$eval("#answer", (el) => el.hidden),
+        shown: badShown,
+        answer_hidden: badAnswerHidden,
       },
-      console_errors: errorsBeforeBadKey,
+      by_url: byUrlSeen,
+      console_errors: [...errorsBeforeBadKey, ...consoleErrors.slice(errorsUpToUrl)],
     };
     process.stdout.write(JSON.stringify(result) + "\n");
   } finally {

@@ -13,6 +13,7 @@ use common::*;
 use serde_json::Value;
 
 const PHOTO: &str = "photo_garden.jpg";
+const URL_PHOTO: &str = "png_coffee_photo.png";
 
 /// A tool's location from the environment services.sh sets up. Missing: a failure under CI or
 /// PIXPRESS_REQUIRE_TOOLS, otherwise the browser test is skipped with a note.
@@ -75,7 +76,7 @@ async fn playground_assets_are_embedded_and_served_with_their_types() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playground_optimises_a_photo_in_chromium() {
     let (Some(node_path), Some(chromium)) = (
         tool("PIXPRESS_TEST_NODE_PATH"),
@@ -83,7 +84,8 @@ async fn playground_optimises_a_photo_in_chromium() {
     ) else {
         return;
     };
-    let server = Server::start(&[]);
+    let files = start_static_server().await;
+    let server = Server::start(&["--fetch-allow", "127.0.0.1/32"]);
     let key = server
         .keys(&["create", "--plan", "free", "--label", "playground"])
         .trim()
@@ -92,7 +94,21 @@ async fn playground_optimises_a_photo_in_chromium() {
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/playground.png");
     let _ = std::fs::remove_file(&screenshot);
 
-    let seen = run_browser(&server, &key, &node_path, &chromium, &screenshot);
+    let image_url = format!("http://{files}/corpus/{URL_PHOTO}");
+    let seen = {
+        let browser = Browser {
+            node_path,
+            chromium,
+            base: server.base.clone(),
+            key: key.clone(),
+            image_url: image_url.clone(),
+            screenshot: screenshot.clone(),
+        };
+        // The static file server answers on this runtime while node runs.
+        tokio::task::spawn_blocking(move || browser.run())
+            .await
+            .expect("browser thread")
+    };
     let api = &seen["answer"];
 
     // Each strategy shows the fields SPEC's resize table gives it, and no others.
@@ -217,6 +233,50 @@ async fn playground_optimises_a_photo_in_chromium() {
     );
     assert_eq!(bad["answer_hidden"], true, "{bad}");
 
+    // By URL: the original is shown from where it lives, the result is a 200×200 WebP at 70,
+    // and the curl line (JSON this time) makes the same call.
+    let by_url = &seen["by_url"];
+    let url_api = &by_url["answer"];
+    assert_eq!(
+        by_url["before_natural"],
+        serde_json::json!([600, 400]),
+        "{by_url}"
+    );
+    assert_eq!(
+        by_url["after_natural"],
+        serde_json::json!([200, 200]),
+        "{by_url}"
+    );
+    assert_eq!(
+        (url_api["format"].as_str(), url_api["quality"].as_u64()),
+        (Some("webp"), Some(70)),
+        "{url_api}"
+    );
+    assert_eq!(by_url["text"]["out-quality"], "70");
+    let webp = fetch_hosted(url_api["url"].as_str().expect("url"), "image/webp").await;
+    let decoded = decode(&webp);
+    assert_eq!((decoded.width(), decoded.height()), (200, 200));
+    let url_curl = by_url["text"]["curl"].as_str().unwrap_or_default();
+    for needle in [
+        format!("\"url\":\"{image_url}\""),
+        "\"format\":\"webp\"".to_string(),
+        "\"quality\":70".to_string(),
+        "\"strategy\":\"square\"".to_string(),
+        "\"size\":200".to_string(),
+        "/v1/url".to_string(),
+    ] {
+        assert!(
+            url_curl.contains(&needle),
+            "curl line lacks {needle}: {url_curl}"
+        );
+    }
+    let again = run_curl_line(url_curl, &key);
+    assert_eq!(again["final_size"], url_api["final_size"], "{again}");
+    assert_eq!(
+        (again["final_width"].as_u64(), again["format"].as_str()),
+        (Some(200), Some("webp"))
+    );
+
     // No script errors and no CSP violations (Chromium reports both on the console).
     assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen}");
 
@@ -230,37 +290,44 @@ async fn playground_optimises_a_photo_in_chromium() {
     );
 }
 
-/// Runs tests/playground.js and returns what it printed.
-fn run_browser(
-    server: &Server,
-    key: &str,
-    node_path: &str,
-    chromium: &str,
-    screenshot: &Path,
-) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/playground.js");
-    let out = Command::new("node")
-        .arg(script)
-        .env("NODE_PATH", node_path)
-        .env("PLAYGROUND_CHROMIUM", chromium)
-        .env("PLAYGROUND_BASE", &server.base)
-        .env("PLAYGROUND_KEY", key)
-        .env("PLAYGROUND_IMAGE", corpus_dir().join(PHOTO))
-        .env("PLAYGROUND_SCREENSHOT", screenshot)
-        .output()
-        .expect("run node");
-    assert!(
-        out.status.success(),
-        "playground.js failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "playground.js printed no JSON ({e}): {}",
+/// What tests/playground.js needs to drive the page.
+struct Browser {
+    node_path: String,
+    chromium: String,
+    base: String,
+    key: String,
+    image_url: String,
+    screenshot: PathBuf,
+}
+
+impl Browser {
+    /// Runs tests/playground.js and returns what it printed.
+    fn run(self) -> Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/playground.js");
+        let out = Command::new("node")
+            .arg(script)
+            .env("NODE_PATH", &self.node_path)
+            .env("PLAYGROUND_CHROMIUM", &self.chromium)
+            .env("PLAYGROUND_BASE", &self.base)
+            .env("PLAYGROUND_KEY", &self.key)
+            .env("PLAYGROUND_IMAGE", corpus_dir().join(PHOTO))
+            .env("PLAYGROUND_IMAGE_URL", &self.image_url)
+            .env("PLAYGROUND_SCREENSHOT", &self.screenshot)
+            .output()
+            .expect("run node");
+        assert!(
+            out.status.success(),
+            "playground.js failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout)
-        )
-    })
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "playground.js printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
 }
 
 /// Runs the page's curl line with a shell in the corpus folder, the key in $PIXPRESS_KEY.
