@@ -158,7 +158,11 @@ function showAnswer(answer) {
       return li;
     }),
   );
+  // At most one device pixel per result pixel, so the comparison never shows upscaling blur.
+  const widest = `${one.final_width / (window.devicePixelRatio || 1)}px`;
   $("compare").style.aspectRatio = `${one.final_width} / ${one.final_height}`;
+  $("compare").style.maxWidth = widest;
+  $("slider").style.maxWidth = widest;
   $("after").src = one.url;
   $("download").href = one.url;
   $("error").hidden = true;
