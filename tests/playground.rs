@@ -59,6 +59,19 @@ async fn playground_assets_are_embedded_and_served_with_their_types() {
         );
         let body = r.text().await.expect("body");
         assert!(body.contains(needle), "{path} lacks {needle}");
+        // Nothing is loaded from elsewhere: no CDN scripts, styles or fonts.
+        for external in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "@import",
+            "//fonts.",
+        ] {
+            assert!(
+                !body.contains(external),
+                "{path} loads from elsewhere: {external}"
+            );
+        }
     }
     // Unknown paths still answer the API's JSON 404.
     let (status, body) = json_of(
