@@ -4,7 +4,8 @@
 # packages, and the object-store emulators (S3, Azure Blob, GCS) from PyPI and npm, below.
 # Idempotent: already running services are left alone. Source it to get the URLs:
 #   source scripts/services.sh   # exports PIXPRESS_TEST_DATABASE_URL, PIXPRESS_TEST_REDIS_URL,
-#                                # PIXPRESS_TEST_{S3,AZURITE,GCS}_ENDPOINT, PIXPRESS_TEST_PYTHON
+#                                # PIXPRESS_TEST_{S3,AZURITE,GCS}_ENDPOINT, PIXPRESS_TEST_PYTHON,
+#                                # PIXPRESS_TEST_CHROMIUM, PIXPRESS_TEST_NODE_PATH
 set -euo pipefail
 
 SUDO=""
@@ -109,3 +110,18 @@ export PIXPRESS_TEST_AZURITE_ENDPOINT="http://127.0.0.1:$PIXPRESS_AZURE_PORT/dev
 export PIXPRESS_TEST_GCS_ENDPOINT="http://127.0.0.1:$PIXPRESS_GCS_PORT"
 export PIXPRESS_TEST_PYTHON="$PIXPRESS_PY"
 echo "services: S3 (moto) at $PIXPRESS_TEST_S3_ENDPOINT, Azurite at $PIXPRESS_TEST_AZURITE_ENDPOINT, GCS emulator at $PIXPRESS_TEST_GCS_ENDPOINT"
+
+# The playground's browser test (tests/playground.rs): Debian's Chromium, driven headless by
+# playwright-core from npm (no browser download of its own; it is pointed at /usr/bin/chromium).
+PIXPRESS_CHROMIUM=${PIXPRESS_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$PIXPRESS_CHROMIUM" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -f "$PIXPRESS_TOOLS/playwright/node_modules/playwright-core/package.json" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$PIXPRESS_TOOLS/playwright" playwright-core@1.65.1 >/dev/null
+fi
+export PIXPRESS_TEST_CHROMIUM="$PIXPRESS_CHROMIUM"
+export PIXPRESS_TEST_NODE_PATH="$PIXPRESS_TOOLS/playwright/node_modules"
+echo "services: Chromium at $PIXPRESS_TEST_CHROMIUM, playwright-core in $PIXPRESS_TEST_NODE_PATH"

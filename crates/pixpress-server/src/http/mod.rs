@@ -1,13 +1,14 @@
 //! The HTTP edge: everything that knows about requests and responses, and nothing else.
 //! `router` (routes, body limits, security headers), `handlers` (thin: extract → call the
 //! service → answer), `error` (the one mapping from every typed error to status, code and
-//! JSON), `options` (the one options parser), `kraken` (the Kraken.io dialect), `upload` (the multipart body), `request_id`, and
-//! `rate_headers`.
+//! JSON), `options` (the one options parser), `kraken` (the Kraken.io dialect), `upload` (the
+//! multipart body), `request_id`, and `rate_headers`; `playground`, the page at `GET /`.
 
 pub mod error;
 pub mod handlers;
 pub mod kraken;
 pub mod options;
+pub mod playground;
 pub mod rate_headers;
 pub mod request_id;
 pub mod router;

@@ -11,6 +11,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::error::ApiError;
 use crate::http::handlers;
+use crate::http::playground;
 use crate::http::request_id;
 use crate::service::Service;
 
@@ -38,7 +39,8 @@ pub fn router(service: Service, max_upload_bytes: u64) -> Router {
             limited(post(handlers::user_status), MAX_JSON_BODY),
         )
         .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz));
+        .route("/readyz", get(handlers::readyz))
+        .merge(playground::routes());
     v1.fallback(handlers::not_found_fallback)
         .layer(axum::middleware::from_fn(request_id::middleware))
         .layer(SetResponseHeaderLayer::overriding(
