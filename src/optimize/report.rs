@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use pixpress_core::Warning;
 use serde::Serialize;
 
@@ -119,7 +119,7 @@ impl Summary {
                 signed_bytes(self.bytes_saved),
                 self.saved_percent
             ),
-            HumanDuration(Duration::from_secs_f64(self.elapsed_seconds)).to_string(),
+            format!("{:.1}s", self.elapsed_seconds),
         ];
         let widths: Vec<usize> = headers
             .iter()
@@ -287,5 +287,6 @@ mod tests {
         assert!(lines[0].starts_with("files  failed  input"), "{table}");
         assert!(lines[1].contains("-1.00 KiB (-50.0%)"), "{table}");
         assert_eq!(lines[0].find("input"), lines[1].find("2.00 KiB"));
+        assert!(lines[1].ends_with("1.5s"), "{table}");
     }
 }
