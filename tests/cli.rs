@@ -316,3 +316,55 @@ fn in_place_replaces_only_with_smaller_results() {
         "the same files, no temporary ones left"
     );
 }
+
+#[test]
+fn in_place_conversion_replaces_the_file_under_the_new_extension() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let input = temp.path().join("in");
+    copy_into(&input, &[("png_plasma_screenshot.png", "shots/plasma.png")]);
+    let original = std::fs::read(input.join("shots/plasma.png")).expect("input");
+    let run = optimize(&[
+        input.to_str().expect("utf-8"),
+        "--in-place",
+        "--format",
+        "webp",
+    ]);
+    assert!(run.status.success(), "stderr: {}", text(&run.stderr));
+    assert_eq!(
+        files_under(&input),
+        ["shots/plasma.webp"],
+        "the PNG was replaced"
+    );
+    let converted = std::fs::read(input.join("shots/plasma.webp")).expect("output");
+    assert_eq!(format_of(&converted), image::ImageFormat::WebP);
+    assert!(converted.len() < original.len());
+    assert_eq!(
+        decode_rgba(&converted),
+        decode_rgba(&original),
+        "a lossless conversion keeps every pixel"
+    );
+
+    // Two inputs whose results would share a name are refused before any work.
+    copy_into(
+        &input,
+        &[
+            ("edge/progressive.jpg", "shots/photo.jpg"),
+            ("pngsuite/basi2c08.png", "shots/photo.png"),
+        ],
+    );
+    let out = temp.path().join("out");
+    let clash = optimize(&[
+        input.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--format",
+        "webp",
+    ]);
+    let stderr = text(&clash.stderr);
+    assert_eq!(clash.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("same output") && stderr.contains("photo.webp"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing was written");
+}
