@@ -1,8 +1,12 @@
 //! The `pixpress` binary: argument parsing and wiring only. `serve` runs the API, `keys`
-//! manages API keys in the same database the server uses.
+//! manages API keys in the same database the server uses, `optimize` runs the pipeline on
+//! local files (src/optimize/).
+
+mod optimize;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -81,6 +85,8 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Optimise image files and directories locally, in parallel, into --out (or in place).
+    Optimize(optimize::OptimizeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -156,19 +162,35 @@ enum KeysCommand {
     SetPlan { key_id: String, plan: String },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    // A batch run reports through its own table; the codecs' info logs would drown it.
+    let default_filter = match cli.command {
+        Command::Optimize(_) => "warn",
+        _ => "info,sqlx=warn",
+    };
+    init_logging(&cli.log_format, default_filter);
+    // `optimize` is synchronous, CPU-bound work on its own threads: no async runtime.
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+    };
     match cli.command {
-        Command::Serve(args) => serve(cli.state, args).await,
-        Command::Keys(command) => run_keys(cli.state, command).await,
+        Command::Optimize(args) => Ok(optimize::run(args)),
+        Command::Serve(args) => runtime()?
+            .block_on(serve(cli.state, args))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Keys(command) => runtime()?
+            .block_on(run_keys(cli.state, command))
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: &str, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
