@@ -35,6 +35,9 @@ pub struct OptimizeArgs {
     /// SSIMULACRA2 score the searched quality must reach (90 visually lossless, 80 high, 70 good).
     #[arg(long, value_parser = parse_quality_target, requires = "lossy", conflicts_with = "quality")]
     pub quality_target: Option<f64>,
+    /// Also measure SSIMULACRA2 of a fixed --quality (a searched quality is always scored).
+    #[arg(long, requires = "lossy")]
+    pub score: bool,
     /// Output format (default: the input's).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -180,6 +183,7 @@ impl OptimizeArgs {
             format: self.format.map_or(OutputFormat::Same, FormatArg::to_core),
             metadata: metadata(&self.metadata)?,
             background,
+            score: self.score,
         };
         let limits = Limits {
             max_pixels: self.max_pixels,
