@@ -2,7 +2,7 @@
 //! `router` (routes, body limits, security headers), `handlers` (thin: extract → call the
 //! service → answer), `error` (the one mapping from every typed error to status, code and
 //! JSON), `options` (the one options parser), `upload` (the multipart body), `request_id`, and
-//! `rate_headers`.
+//! `rate_headers`; `tinify` is the Tinify (TinyPNG) dialect's routes and shapes.
 
 pub mod error;
 pub mod handlers;
@@ -10,4 +10,5 @@ pub mod options;
 pub mod rate_headers;
 pub mod request_id;
 pub mod router;
+pub mod tinify;
 pub mod upload;

@@ -12,6 +12,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::http::error::ApiError;
 use crate::http::handlers;
 use crate::http::request_id;
+use crate::http::tinify;
 use crate::service::Service;
 
 /// JSON option bodies are small; the image itself comes by URL or in the multipart upload.
@@ -33,6 +34,14 @@ pub fn router(service: Service, max_upload_bytes: u64) -> Router {
         )
         .route("/v1/images/{file}", get(handlers::hosted_image))
         .route("/v1/usage", get(handlers::usage_report))
+        .route("/shrink", limited(post(tinify::shrink), upload_limit))
+        .route(
+            "/output/{handle}",
+            limited(
+                get(tinify::output_get).post(tinify::output_post),
+                MAX_JSON_BODY,
+            ),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz));
     v1.fallback(handlers::not_found_fallback)
