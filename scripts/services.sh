@@ -5,7 +5,8 @@
 # Idempotent: already running services are left alone. Source it to get the URLs:
 #   source scripts/services.sh   # exports PIXPRESS_TEST_DATABASE_URL, PIXPRESS_TEST_REDIS_URL,
 #                                # PIXPRESS_TEST_{S3,AZURITE,GCS}_ENDPOINT, PIXPRESS_TEST_PYTHON,
-#                                # PIXPRESS_TEST_CHROMIUM, PIXPRESS_TEST_NODE_PATH
+#                                # PIXPRESS_TEST_CHROMIUM, PIXPRESS_TEST_NODE_PATH,
+#                                # PIXPRESS_TEST_TINIFY_NODE (Tinify's Node client)
 set -euo pipefail
 
 SUDO=""
@@ -78,6 +79,9 @@ if ! "$PIXPRESS_PY" -c 'import krakenio, requests' 2>/dev/null; then
   "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check requests
   "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check --no-deps 'krakenio==0.2.0'
 fi
+if ! "$PIXPRESS_PY" -c 'import tinify' 2>/dev/null; then
+  "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check 'tinify==1.7.2'
+fi
 AZURITE="$PIXPRESS_TOOLS/node/node_modules/.bin/azurite-blob"
 if [ ! -x "$AZURITE" ]; then
   if ! command -v npm >/dev/null; then
@@ -86,6 +90,10 @@ if [ ! -x "$AZURITE" ]; then
     $SUDO apt-get install -y -qq nodejs npm >/dev/null
   fi
   npm install --silent --no-audit --no-fund --prefix "$PIXPRESS_TOOLS/node" azurite@3.37.0 >/dev/null
+fi
+TINIFY_NODE="$PIXPRESS_TOOLS/tinify-node/node_modules/tinify"
+if [ ! -f "$TINIFY_NODE/package.json" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$PIXPRESS_TOOLS/tinify-node" tinify@1.8.3 >/dev/null
 fi
 
 if ! port_open "$PIXPRESS_S3_PORT"; then
@@ -109,6 +117,7 @@ export PIXPRESS_TEST_S3_ENDPOINT="http://127.0.0.1:$PIXPRESS_S3_PORT"
 export PIXPRESS_TEST_AZURITE_ENDPOINT="http://127.0.0.1:$PIXPRESS_AZURE_PORT/devstoreaccount1"
 export PIXPRESS_TEST_GCS_ENDPOINT="http://127.0.0.1:$PIXPRESS_GCS_PORT"
 export PIXPRESS_TEST_PYTHON="$PIXPRESS_PY"
+export PIXPRESS_TEST_TINIFY_NODE="$TINIFY_NODE"
 echo "services: S3 (moto) at $PIXPRESS_TEST_S3_ENDPOINT, Azurite at $PIXPRESS_TEST_AZURITE_ENDPOINT, GCS emulator at $PIXPRESS_TEST_GCS_ENDPOINT"
 
 # The playground's browser test (tests/playground.rs): Debian's Chromium, driven headless by

@@ -350,6 +350,7 @@ fn metadata(parts: &[MetadataArg]) -> Result<Metadata, OptionsError> {
                     xmp: true,
                     copyright: true,
                     geotag: true,
+                    creation: true,
                 }
             }
             MetadataArg::Exif => kept.exif = true,

@@ -30,6 +30,7 @@ pub use pipeline::plan::geometry::{
 };
 pub use pipeline::probe::Probe;
 pub use pipeline::quality::scoring_memory_bytes;
+pub use pipeline::request::FormatSet;
 pub use pipeline::score::Reference;
 pub use pipeline::transform::apply_resize;
 pub use pipeline::{inspect, optimize, optimize_resized, Metadata, Output, OutputFormat, Request};

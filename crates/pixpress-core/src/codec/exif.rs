@@ -1,4 +1,5 @@
-//! EXIF blocks the JPEG paths write: the subset of tags a caller keeps (copyright, geotag), the
+//! EXIF blocks the JPEG paths write: the subset of tags a caller keeps (copyright, geotag,
+//! creation date), the
 //! orientation reset once pixels are upright, and the minimal block that carries only an
 //! orientation. This module owns which tags each subset holds.
 
@@ -10,7 +11,18 @@ pub enum KeepExif {
     /// Copied as it is.
     Whole,
     /// Rewritten with only the chosen tags (and the orientation).
-    Subset { copyright: bool, geotag: bool },
+    Subset(ExifTags),
+}
+
+/// The groups of EXIF tags a subset keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExifTags {
+    /// Copyright and Artist.
+    pub copyright: bool,
+    /// The GPS IFD.
+    pub geotag: bool,
+    /// DateTime, DateTimeOriginal and DateTimeDigitized (with their sub-second and offset tags).
+    pub creation: bool,
 }
 
 impl KeepExif {
@@ -20,21 +32,23 @@ impl KeepExif {
         match self {
             KeepExif::Nothing => None,
             KeepExif::Whole => Some(tiff),
-            KeepExif::Subset { copyright, geotag } => exif_subset(&tiff, copyright, geotag),
+            KeepExif::Subset(tags) => exif_subset(&tiff, tags),
         }
     }
 }
 
 /// A new EXIF block (TIFF payload) holding only the chosen tags of `tiff`: Copyright and Artist
-/// for `copyright`, the GPS IFD for `geotag`, and Orientation always (so an image kept as stored
-/// still shows upright). `None` when none of them is present or the block does not parse.
-pub fn exif_subset(tiff: &[u8], copyright: bool, geotag: bool) -> Option<Vec<u8>> {
+/// for `copyright`, the GPS IFD for `geotag`, the date-time tags for `creation`, and Orientation
+/// always (so an image kept as stored still shows upright). `None` when none of them is present
+/// or the block does not parse.
+pub fn exif_subset(tiff: &[u8], tags: ExifTags) -> Option<Vec<u8>> {
     use exif::{Context, In, Tag};
     let parsed = exif::Reader::new().read_raw(tiff.to_vec()).ok()?;
     let wanted = |field: &exif::Field| {
         field.ifd_num == In::PRIMARY
-            && ((copyright && matches!(field.tag, Tag::Copyright | Tag::Artist))
-                || (geotag && field.tag.context() == Context::Gps))
+            && ((tags.copyright && matches!(field.tag, Tag::Copyright | Tag::Artist))
+                || (tags.geotag && field.tag.context() == Context::Gps)
+                || (tags.creation && is_creation_tag(field.tag)))
     };
     let kept: Vec<&exif::Field> = parsed.fields().filter(|f| wanted(f)).collect();
     if kept.is_empty() {
@@ -50,6 +64,22 @@ pub fn exif_subset(tiff: &[u8], copyright: bool, geotag: bool) -> Option<Vec<u8>
     let mut out = std::io::Cursor::new(Vec::new());
     writer.write(&mut out, parsed.little_endian()).ok()?;
     Some(out.into_inner())
+}
+
+fn is_creation_tag(tag: exif::Tag) -> bool {
+    use exif::Tag;
+    matches!(
+        tag,
+        Tag::DateTime
+            | Tag::DateTimeOriginal
+            | Tag::DateTimeDigitized
+            | Tag::SubSecTime
+            | Tag::SubSecTimeOriginal
+            | Tag::SubSecTimeDigitized
+            | Tag::OffsetTime
+            | Tag::OffsetTimeOriginal
+            | Tag::OffsetTimeDigitized
+    )
 }
 
 /// Sets the EXIF Orientation tag to 1 (upright), because the pixels were already rotated.
@@ -119,7 +149,7 @@ mod tests {
         ];
         let tiff = exif_block(&fields);
 
-        let copyright = tags_of(&exif_subset(&tiff, true, false).unwrap());
+        let copyright = tags_of(&exif_subset(&tiff, tags(true, false)).unwrap());
         for tag in [Tag::Copyright, Tag::Artist, Tag::Orientation] {
             assert!(copyright.contains(&tag), "{tag} missing: {copyright:?}");
         }
@@ -127,15 +157,31 @@ mod tests {
             assert!(!copyright.contains(&tag), "{tag} kept: {copyright:?}");
         }
 
-        let geotag = tags_of(&exif_subset(&tiff, false, true).unwrap());
+        let geotag = tags_of(&exif_subset(&tiff, tags(false, true)).unwrap());
         for tag in [Tag::GPSLatitude, Tag::GPSLatitudeRef, Tag::Orientation] {
             assert!(geotag.contains(&tag), "{tag} missing: {geotag:?}");
         }
         assert!(!geotag.contains(&Tag::Copyright) && !geotag.contains(&Tag::Make));
 
         let no_gps = exif_block(&fields[..4]);
-        assert_eq!(exif_subset(&no_gps, false, true), None);
-        assert_eq!(exif_subset(b"not exif", true, true), None);
+        assert_eq!(exif_subset(&no_gps, tags(false, true)), None);
+        assert_eq!(exif_subset(b"not exif", tags(true, true)), None);
+
+        let creation = ExifTags {
+            creation: true,
+            ..ExifTags::default()
+        };
+        let dated = tags_of(&exif_subset(&tiff, creation).unwrap());
+        assert!(dated.contains(&Tag::DateTimeOriginal), "{dated:?}");
+        assert!(!dated.contains(&Tag::Copyright) && !dated.contains(&Tag::GPSLatitude));
+    }
+
+    fn tags(copyright: bool, geotag: bool) -> ExifTags {
+        ExifTags {
+            copyright,
+            geotag,
+            creation: false,
+        }
     }
 
     #[test]

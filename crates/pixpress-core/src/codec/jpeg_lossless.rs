@@ -83,8 +83,8 @@ unsafe fn transcode_unwinding(input: &[u8], orientation: u8, keep: Keep) -> Vec<
     // orientation), in place of the original.
     let exif = find_marker(d, APP1, EXIF_SIGNATURE);
     let subset = match keep.exif {
-        KeepExif::Subset { copyright, geotag } => {
-            exif.and_then(|data| exif_subset(&data[EXIF_SIGNATURE.len()..], copyright, geotag))
+        KeepExif::Subset(tags) => {
+            exif.and_then(|data| exif_subset(&data[EXIF_SIGNATURE.len()..], tags))
         }
         KeepExif::Nothing | KeepExif::Whole => None,
     };

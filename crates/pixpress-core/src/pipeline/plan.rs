@@ -94,6 +94,9 @@ fn target_animates(request: &Request, input: ImageFormat) -> bool {
         OutputFormat::Same => matches!(input, ImageFormat::Gif | ImageFormat::Webp),
         OutputFormat::Gif | OutputFormat::Webp | OutputFormat::Auto => true,
         OutputFormat::Jpeg | OutputFormat::Png | OutputFormat::Avif => false,
+        OutputFormat::Among(set) => {
+            set.contains(ImageFormat::Gif) || set.contains(ImageFormat::Webp)
+        }
     }
 }
 

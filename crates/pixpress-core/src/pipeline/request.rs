@@ -3,7 +3,7 @@
 //! module owns those options and the names of their defaults; the steps only read them.
 
 use super::quality;
-use crate::codec::exif::KeepExif;
+use crate::codec::exif::{ExifTags, KeepExif};
 use crate::format::ImageFormat;
 
 /// The output format a request asks for.
@@ -19,11 +19,63 @@ pub enum OutputFormat {
     Avif,
     /// The smallest suitable format at the same perceptual target.
     Auto,
+    /// The smallest of the caller's own list of formats, each at the same perceptual target
+    /// (Tinify's `convert.type` list).
+    Among(FormatSet),
+}
+
+/// A set of output formats, for [`OutputFormat::Among`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FormatSet(u8);
+
+impl FormatSet {
+    /// Every format, in the order candidates are tried.
+    const ALL: [ImageFormat; 5] = [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Webp,
+        ImageFormat::Avif,
+        ImageFormat::Gif,
+    ];
+
+    fn bit(format: ImageFormat) -> u8 {
+        let index = Self::ALL.iter().position(|f| *f == format).unwrap_or(0);
+        1 << index
+    }
+
+    /// The set with `format` added.
+    pub fn with(self, format: ImageFormat) -> FormatSet {
+        FormatSet(self.0 | Self::bit(format))
+    }
+
+    pub fn contains(self, format: ImageFormat) -> bool {
+        self.0 & Self::bit(format) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The formats in the set, in trial order.
+    pub fn formats(self) -> Vec<ImageFormat> {
+        Self::ALL
+            .into_iter()
+            .filter(|f| self.contains(*f))
+            .collect()
+    }
+
+    /// The one format of a one-format set.
+    pub fn single(self) -> Option<ImageFormat> {
+        match self.formats().as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        }
+    }
 }
 
 impl OutputFormat {
-    /// The concrete format a still image is written in; `None` for `auto`, which chooses
-    /// among several once the pixels are known.
+    /// The concrete format a still image is written in; `None` for `auto` (and a list of
+    /// several), which chooses among several once the pixels are known.
     pub fn resolve(self, input: ImageFormat) -> Option<ImageFormat> {
         match self {
             OutputFormat::Same => Some(input),
@@ -33,6 +85,7 @@ impl OutputFormat {
             OutputFormat::Gif => Some(ImageFormat::Gif),
             OutputFormat::Avif => Some(ImageFormat::Avif),
             OutputFormat::Auto => None,
+            OutputFormat::Among(set) => set.single(),
         }
     }
 }
@@ -48,17 +101,19 @@ pub struct Metadata {
     pub copyright: bool,
     /// Keep only EXIF's GPS tags (when `exif` is not kept whole).
     pub geotag: bool,
+    /// Keep only EXIF's date-time tags (when `exif` is not kept whole).
+    pub creation: bool,
 }
 
 impl Metadata {
     /// Some part of the EXIF block is to be kept.
     pub fn wants_exif(&self) -> bool {
-        self.exif || self.copyright || self.geotag
+        self.exif || self.copyright || self.geotag || self.creation
     }
 
     /// Only chosen EXIF tags are kept: the block must be rewritten, not copied.
     pub fn exif_subset(&self) -> bool {
-        !self.exif && (self.copyright || self.geotag)
+        !self.exif && (self.copyright || self.geotag || self.creation)
     }
 
     /// How much of the EXIF block survives, as the codecs take it.
@@ -66,10 +121,11 @@ impl Metadata {
         if self.exif {
             KeepExif::Whole
         } else if self.exif_subset() {
-            KeepExif::Subset {
+            KeepExif::Subset(ExifTags {
                 copyright: self.copyright,
                 geotag: self.geotag,
-            }
+                creation: self.creation,
+            })
         } else {
             KeepExif::Nothing
         }

@@ -186,6 +186,63 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The same error in the Tinify dialect's shape: `{"error": "<Tinify kind>", "message"}`,
+    /// with the same status and headers.
+    pub fn into_tinify_response(self) -> Response {
+        let body = json!({ "error": tinify_kind(self.code), "message": self.message });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(headers) = self.headers {
+            response.headers_mut().extend(*headers);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Tinify's error kinds (what its clients show next to the status) for the native codes.
+fn tinify_kind(native: &str) -> &'static str {
+    match native {
+        code::MISSING_API_KEY | code::INVALID_API_KEY | code::REVOKED_API_KEY => "Unauthorized",
+        code::RATE_LIMITED | code::QUOTA_EXCEEDED => "TooManyRequests",
+        code::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
+        code::CORRUPT_IMAGE => "Decode error",
+        code::MISSING_FIELD => "InputMissing",
+        code::INPUT_TOO_LARGE | code::TOO_MANY_PIXELS => "InputTooLarge",
+        code::INVALID_URL | code::URL_NOT_ALLOWED | code::FETCH_FAILED => "Source not found",
+        code::NOT_FOUND => "Not found",
+        code::NOT_SUPPORTED_YET => "NotSupportedYet",
+        code::EXPORT_FAILED => "Store failed",
+        code::OVERLOADED => "ServiceUnavailable",
+        code::INTERNAL_ERROR => "InternalServerError",
+        _ => "BadRequest",
+    }
+}
+
+/// `201 Created` with a `Location` and a JSON body (the Tinify dialect's `/shrink`).
+pub fn created(location: HeaderValue, body: serde_json::Value) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// `200 OK` with these bytes as the body (the caller sets the content type).
+pub fn ok_bytes(bytes: bytes::Bytes) -> Response {
+    (StatusCode::OK, bytes).into_response()
+}
+
+/// `200 OK` with no body.
+pub fn ok_empty() -> Response {
+    StatusCode::OK.into_response()
+}
+
 /// `304 Not Modified` for a hosted image the client already has. Not an error, but a status,
 /// and statuses are picked in this file only.
 pub fn not_modified(etag: HeaderValue) -> Response {

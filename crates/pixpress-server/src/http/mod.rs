@@ -1,8 +1,9 @@
 //! The HTTP edge: everything that knows about requests and responses, and nothing else.
 //! `router` (routes, body limits, security headers), `handlers` (thin: extract → call the
 //! service → answer), `error` (the one mapping from every typed error to status, code and
-//! JSON), `options` (the one options parser), `kraken` (the Kraken.io dialect), `upload` (the
-//! multipart body), `request_id`, and `rate_headers`; `playground`, the page at `GET /`.
+//! JSON), `options` (the one options parser), `kraken` (the Kraken.io dialect), `tinify` (the
+//! Tinify / TinyPNG dialect's routes and shapes), `upload` (the multipart body), `request_id`,
+//! and `rate_headers`; `playground`, the page at `GET /`.
 
 pub mod error;
 pub mod handlers;
@@ -12,4 +13,5 @@ pub mod playground;
 pub mod rate_headers;
 pub mod request_id;
 pub mod router;
+pub mod tinify;
 pub mod upload;

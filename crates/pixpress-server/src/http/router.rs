@@ -13,6 +13,7 @@ use crate::http::error::ApiError;
 use crate::http::handlers;
 use crate::http::playground;
 use crate::http::request_id;
+use crate::http::tinify;
 use crate::service::Service;
 
 /// JSON option bodies are small; the image itself comes by URL or in the multipart upload.
@@ -37,6 +38,14 @@ pub fn router(service: Service, max_upload_bytes: u64) -> Router {
         .route(
             "/user_status",
             limited(post(handlers::user_status), MAX_JSON_BODY),
+        )
+        .route("/shrink", limited(post(tinify::shrink), upload_limit))
+        .route(
+            "/output/{handle}",
+            limited(
+                get(tinify::output_get).post(tinify::output_post),
+                MAX_JSON_BODY,
+            ),
         )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))

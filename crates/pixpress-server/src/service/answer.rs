@@ -28,6 +28,9 @@ pub struct OptimizeResponse {
     pub expires_at: String,
     pub warnings: Vec<Warning>,
     pub stored: Vec<StoredEntry>,
+    /// The hosted result's `id.ext`, for dialects that answer with the bytes themselves.
+    #[serde(skip)]
+    pub hosted_file: String,
 }
 
 /// The response to a `resize` array: one [`OptimizeResponse`] per entry, in request order.
@@ -83,6 +86,7 @@ pub fn build_response(
         expires_at: rfc3339(expires_at_ms),
         warnings,
         stored: Vec::new(),
+        hosted_file: String::new(),
     }
 }
 

@@ -57,6 +57,23 @@ impl Service {
             .map_err(ServiceError::Presigning)
     }
 
+    /// The result's bytes, read whole (for answers that need the image's dimensions too).
+    pub async fn read_result(&self, hosted: &HostedResult) -> Result<Bytes, ServiceError> {
+        use futures_util::TryStreamExt;
+        let chunks: Vec<Bytes> = self
+            .stream_result(hosted)
+            .await?
+            .try_collect()
+            .await
+            .map_err(|e| {
+                ServiceError::ResultRead(StorageError::Backend {
+                    location: hosted.result.object_name(),
+                    message: e.to_string(),
+                })
+            })?;
+        Ok(Bytes::from(chunks.concat()))
+    }
+
     /// The result's bytes, streamed from the store. A row whose object is gone (swept by another
     /// instance) is refused as not found.
     pub async fn stream_result(

@@ -1,7 +1,8 @@
 //! The optimise service: what a request does, with no HTTP in sight. `optimise` reads one
 //! request in order (key → rate limit → quota → fetch → pipeline → host → export → meter);
 //! `admission` is the work gate (CPU slots, memory budget, bounded queue); `job` is the typed
-//! input, `answer` the typed output; `hosted` reads results back, `reports` answers usage and
+//! input, `answer` the typed output; `hosted` reads results back, `reprocess` keeps a source
+//! hosted for later re-processing (the Tinify dialect's `/output`), `reports` answers usage and
 //! readiness; `state` holds the shared components; `error` is the one error type, wrapping
 //! every lower layer's.
 
@@ -12,6 +13,7 @@ pub mod hosted;
 pub mod job;
 pub mod optimise;
 pub mod reports;
+pub mod reprocess;
 pub mod state;
 
 pub use error::ServiceError;

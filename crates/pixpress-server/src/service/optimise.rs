@@ -110,10 +110,25 @@ impl Service {
         input: Input,
         job: Job,
     ) -> Result<Answer, ServiceError> {
-        let input = match input {
-            Input::Url(url) => self.fetcher.fetch(&url).await?,
-            Input::Upload(bytes) => bytes,
-        };
+        let input = self.read_input(input).await?;
+        self.optimise_bytes(admitted, input, job).await
+    }
+
+    /// The input's bytes: fetched (through the address policy) or as uploaded.
+    pub(crate) async fn read_input(&self, input: Input) -> Result<Bytes, ServiceError> {
+        match input {
+            Input::Url(url) => Ok(self.fetcher.fetch(&url).await?),
+            Input::Upload(bytes) => Ok(bytes),
+        }
+    }
+
+    /// pipeline → host → export → meter, for input already in hand.
+    pub(crate) async fn optimise_bytes(
+        &self,
+        admitted: &Admitted,
+        input: Bytes,
+        job: Job,
+    ) -> Result<Answer, ServiceError> {
         let size = input.len() as u64;
         admitted.check_fits(size)?;
         let stores = job.stores.clone();
@@ -274,14 +289,16 @@ impl Host<'_> {
             "{}/v1/images/{}.{}",
             service.public_url, stored.id, stored.ext
         );
-        Ok(build_response(
+        let mut response = build_response(
             self.original_size,
             output,
             url,
             stored.expires_at_ms,
             id,
             warnings,
-        ))
+        );
+        response.hosted_file = stored.object_name();
+        Ok(response)
     }
 }
 

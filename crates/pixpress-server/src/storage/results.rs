@@ -145,6 +145,23 @@ impl ResultStore {
         )
     }
 
+    /// The live result `id` whatever its extension, or None when unknown or expired.
+    pub async fn lookup_id(&self, db: &Db, id: &str) -> Result<Option<StoredResult>, ResultError> {
+        if !is_valid_id(id) {
+            return Ok(None);
+        }
+        let ext: Option<(String,)> =
+            sqlx::query_as("SELECT ext FROM results WHERE id = $1 AND expires_at_ms > $2")
+                .bind(id)
+                .bind(now_unix_ms())
+                .fetch_optional(db)
+                .await?;
+        match ext {
+            Some((ext,)) => self.lookup(db, id, &ext).await,
+            None => Ok(None),
+        }
+    }
+
     /// Deletes every expired result (object first, then row). Returns how many were removed.
     pub async fn sweep(&self, db: &Db) -> Result<usize, ResultError> {
         let expired: Vec<(String, String)> =
@@ -200,6 +217,8 @@ mod tests {
         assert_eq!(found.size, 5);
         assert!(store.store().stream(&found.object_name()).await.is_ok());
         assert!(store.lookup(&db, &r.id, "jpg").await.unwrap().is_none());
+        let by_id = store.lookup_id(&db, &r.id).await.unwrap().expect("live");
+        assert_eq!((by_id.ext.as_str(), by_id.size), ("png", 5));
         assert!(store
             .lookup(&db, "../../etc/passwd", "png")
             .await

@@ -22,8 +22,14 @@ pub fn encode(
     input: ImageFormat,
     request: &Request,
 ) -> Result<Encoded, CoreError> {
+    let animating = [ImageFormat::Webp, ImageFormat::Gif];
+    let listed: Vec<ImageFormat>;
     let candidates: &[ImageFormat] = match request.format {
-        OutputFormat::Auto => &[ImageFormat::Webp, ImageFormat::Gif],
+        OutputFormat::Auto => &animating,
+        OutputFormat::Among(set) => {
+            listed = animating.into_iter().filter(|f| set.contains(*f)).collect();
+            &listed
+        }
         OutputFormat::Gif => &[ImageFormat::Gif],
         OutputFormat::Webp => &[ImageFormat::Webp],
         _ => std::slice::from_ref(match input {

@@ -17,7 +17,7 @@ use crate::codec::{Carried, Codec};
 use crate::error::CoreError;
 use crate::format::ImageFormat;
 use crate::pipeline::quality::{self, Found};
-use crate::pipeline::request::Request;
+use crate::pipeline::request::{OutputFormat, Request};
 use crate::warning::{self, Warning};
 
 /// JPEG quality when something forces a re-encode but `lossy` is false (SPEC §5: ≥ 90).
@@ -45,7 +45,8 @@ pub fn encode(
     }
 }
 
-/// `auto`: the smallest of the formats that suit the image, each at the same perceptual target.
+/// `auto`: the smallest of the formats that suit the image (or of the caller's list), each at the
+/// same perceptual target.
 /// PNG is only a candidate when the image has alpha (JPEG has none) or the request is lossless;
 /// AVIF only when lossy (it has no lossless mode here).
 fn encode_auto(
@@ -54,10 +55,15 @@ fn encode_auto(
     carried: &Carried,
 ) -> Result<Encoded, CoreError> {
     let alpha = has_visible_alpha(image);
-    let candidates: &[ImageFormat] = match (request.lossy, alpha) {
-        (false, _) => &[ImageFormat::Png, ImageFormat::Webp],
-        (true, false) => &[ImageFormat::Jpeg, ImageFormat::Webp, ImageFormat::Avif],
-        (true, true) => &[ImageFormat::Webp, ImageFormat::Avif, ImageFormat::Png],
+    let listed;
+    let candidates: &[ImageFormat] = match (request.format, request.lossy, alpha) {
+        (OutputFormat::Among(set), _, _) => {
+            listed = set.formats();
+            &listed
+        }
+        (_, false, _) => &[ImageFormat::Png, ImageFormat::Webp],
+        (_, true, false) => &[ImageFormat::Jpeg, ImageFormat::Webp, ImageFormat::Avif],
+        (_, true, true) => &[ImageFormat::Webp, ImageFormat::Avif, ImageFormat::Png],
     };
     smallest(
         candidates,

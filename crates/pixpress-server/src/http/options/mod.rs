@@ -261,6 +261,7 @@ fn optional_metadata(fields: &Fields) -> Result<Metadata, OptionsError> {
             xmp: true,
             copyright: true,
             geotag: true,
+            creation: true,
         }),
         Value::Array(items) => {
             let mut kept = Metadata::default();
