@@ -32,4 +32,6 @@ pub use pipeline::probe::Probe;
 pub use pipeline::quality::scoring_memory_bytes;
 pub use pipeline::score::Reference;
 pub use pipeline::transform::apply_resize;
-pub use pipeline::{inspect, optimize, optimize_resized, Metadata, Output, OutputFormat, Request};
+pub use pipeline::{
+    inspect, optimize, optimize_resized, Metadata, Output, OutputFormat, Request, StepTimes,
+};
