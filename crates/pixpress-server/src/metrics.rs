@@ -89,6 +89,8 @@ pub fn install() -> Result<(), BuildError> {
         .install_recorder()?;
     let _ = HANDLE.set(handle);
     describe();
+    // Shown from the first scrape on, not only once something has queued.
+    set_queue_depth(0);
     Ok(())
 }
 
