@@ -6,7 +6,7 @@
 //! No request may leave the machine. The server's fetch guard already refuses loopback and
 //! private addresses, but a generated `url` could name a public host (a DNS lookup, then a
 //! fetch) and a generated `*_store` could name a cloud endpoint. So schemathesis runs against a
-//! copy of the served document in which every `url` and `endpoint` field may only be one of a
+//! copy of the served document in which the options' `url` field may only be one of a
 //! few loopback/private/malformed values (all refused before any connection), and the
 //! `*_store` objects are left out; the URL calls run in positive mode only, so no value outside
 //! that list is ever generated. Everything else is the served document, unchanged.
@@ -51,11 +51,17 @@ fn schemathesis() -> String {
     bin.display().to_string()
 }
 
-/// Rewrites every `url` / `endpoint` property to [`refused_urls`] and drops `*_store`.
+/// Rewrites the `url` / `endpoint` properties under `value` to [`refused_urls`] and drops
+/// `*_store` (so no store `endpoint` is left to generate).
 fn confine(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+            // An answer's `url` is the hosted result's address, not an option: left as it is.
+            let is_answer = map
+                .get("properties")
+                .is_some_and(|p| p.get("final_size").is_some());
+            if let (false, Some(Value::Object(properties))) = (is_answer, map.get_mut("properties"))
+            {
                 for store in ["s3_store", "azure_store", "gcs_store"] {
                     properties.remove(store);
                 }

@@ -7,11 +7,12 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use crate::accounts::usage::UsageReport;
+use crate::accounts::usage::{AllowanceReport, UsageReport};
 use crate::http::error::{ErrorBody, ErrorCode};
 use crate::http::handlers;
 use crate::http::options::schema::UploadForm;
-use crate::service::answer::Answer;
+use crate::service::answer::{Answer, MultiResponse, OptimizeResponse, WarningSchema};
+use crate::storage::export::StoredEntry;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +32,15 @@ use crate::service::answer::Answer;
         handlers::openapi_document,
         handlers::metrics_text,
     ),
-    components(schemas(ErrorCode, UploadForm)),
+    components(schemas(
+        ErrorCode,
+        UploadForm,
+        OptimizeResponse,
+        MultiResponse,
+        WarningSchema,
+        StoredEntry,
+        AllowanceReport
+    )),
     modifiers(&SecuritySchemes, &ErrorCodeList)
 )]
 struct ApiDoc;
@@ -195,6 +204,20 @@ mod tests {
         let description = schema["description"].as_str().unwrap();
         for code in codes {
             assert!(description.contains(&format!("`{code}`")), "{code}");
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = json();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap();
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referenced but not defined"
+            );
         }
     }
 
