@@ -186,6 +186,8 @@ fn run_schemathesis(server: &Server, schema: &Path, args: &[&str]) -> String {
         .args(["--request-timeout", "60"])
         .args(["--suppress-health-check", "all"])
         .args(args)
+        // Its cache goes beside the schema copy, not into the repository.
+        .current_dir(schema.parent().expect("the schema copy is in a directory"))
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .env("NO_COLOR", "1")
         .output()
