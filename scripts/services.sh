@@ -4,7 +4,8 @@
 # packages, and the object-store emulators (S3, Azure Blob, GCS) from PyPI and npm, below.
 # Idempotent: already running services are left alone. Source it to get the URLs:
 #   source scripts/services.sh   # exports PIXPRESS_TEST_DATABASE_URL, PIXPRESS_TEST_REDIS_URL,
-#                                # PIXPRESS_TEST_{S3,AZURITE,GCS}_ENDPOINT, PIXPRESS_TEST_PYTHON,
+#                                # PIXPRESS_TEST_{S3,AZURITE,GCS}_ENDPOINT, PIXPRESS_TEST_PYTHON
+#                                # (its venv also holds schemathesis, for tests/openapi.rs),
 #                                # PIXPRESS_TEST_CHROMIUM, PIXPRESS_TEST_NODE_PATH,
 #                                # PIXPRESS_TEST_TINIFY_NODE (Tinify's Node client)
 set -euo pipefail
@@ -68,10 +69,12 @@ mkdir -p "$PIXPRESS_TOOLS"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 PIXPRESS_PY="$PIXPRESS_TOOLS/venv/bin/python"
-if ! "$PIXPRESS_PY" -c 'import moto, flask_cors, boto3, azure.storage.blob, gcp_storage_emulator' 2>/dev/null; then
+# schemathesis (tests/openapi.rs) generates requests from GET /v1/openapi.json and checks the answers.
+if ! "$PIXPRESS_PY" -c 'import moto, flask_cors, boto3, azure.storage.blob, gcp_storage_emulator, schemathesis' 2>/dev/null; then
   python3 -m venv "$PIXPRESS_TOOLS/venv"
   "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check \
-    'moto[s3]==5.2.5' 'flask<4' 'flask-cors<7' 'azure-storage-blob==12.31.1' 'gcp-storage-emulator==2026.7.19'
+    'moto[s3]==5.2.5' 'flask<4' 'flask-cors<7' 'azure-storage-blob==12.31.1' 'gcp-storage-emulator==2026.7.19' \
+    'schemathesis==4.32.5'
 fi
 # Kraken.io's own Python client, for tests/kraken.rs. It pins urllib3<2 although it only calls
 # requests (already here for moto), so it is installed without its pins to leave the others be.

@@ -127,6 +127,9 @@ struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "PIXPRESS_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// When set, GET /metrics needs it as `Authorization: Bearer` (default: /metrics is open).
+    #[arg(long, env = "PIXPRESS_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// redis://… to share rate-limit state between instances (default: in memory).
     #[arg(long = "redis", env = "PIXPRESS_REDIS_URL")]
     redis_url: Option<String>,
@@ -231,6 +234,7 @@ async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.max_queue = args.max_queue;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
+    config.metrics_token = args.metrics_token;
     if let Some(workers) = args.workers {
         config.workers = workers;
     }

@@ -33,4 +33,6 @@ pub use pipeline::quality::scoring_memory_bytes;
 pub use pipeline::request::FormatSet;
 pub use pipeline::score::Reference;
 pub use pipeline::transform::apply_resize;
-pub use pipeline::{inspect, optimize, optimize_resized, Metadata, Output, OutputFormat, Request};
+pub use pipeline::{
+    inspect, optimize, optimize_resized, Metadata, Output, OutputFormat, Request, StepTimes,
+};

@@ -70,7 +70,12 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         exporter,
     };
     tokio::spawn(results.sweep_forever(db, config.sweep_interval));
-    let app = router(service, config.max_input_bytes);
+    crate::metrics::install()?;
+    let app = router(
+        service,
+        config.max_input_bytes,
+        config.metrics_token.clone(),
+    );
     println!("pixpress listening on {public_url}");
     tracing::info!(address = %bound, scheme, "listening");
     match tls {

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// Where hosted results live (directory or object store) and how to reach it.
     pub storage: crate::storage::hosted::StorageSettings,
+    /// When set, `GET /metrics` needs it as `Authorization: Bearer`; else it is open.
+    pub metrics_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -60,6 +62,7 @@ impl ServerConfig {
             plans: crate::accounts::plans::Plans::default(),
             redis_url: None,
             storage: crate::storage::hosted::StorageSettings::default(),
+            metrics_token: None,
         }
     }
 }

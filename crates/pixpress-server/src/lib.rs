@@ -10,6 +10,9 @@
 //! - `accounts` (keys, plans, rate limits, usage), `storage` (hosted results, exports, the one
 //!   OpenDAL operator builder), `fetch` (the URL client and its address guard), `db` (the pool).
 //!
+//! - `metrics`: the Prometheus names and the recorder, called by `service` and the `http`
+//!   middleware.
+//!
 //! `app` wires them at start-up; `config` is what the binary fills in.
 
 pub mod accounts;
@@ -18,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod fetch;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod storage;
 

@@ -26,6 +26,8 @@ pub struct Output {
     pub warnings: Vec<Warning>,
     /// True when the input bytes were handed back unchanged.
     pub original_returned: bool,
+    /// How long decode, transform and encode took for this output (filled by `pipeline::run`).
+    pub steps: super::StepTimes,
 }
 
 /// The step. Warnings come in a fixed order: those the decode shared with every output, the
@@ -73,6 +75,7 @@ pub fn run(
         ssimulacra2: candidate.ssimulacra2,
         warnings: candidate.warnings,
         original_returned,
+        steps: super::StepTimes::default(),
     }
 }
 

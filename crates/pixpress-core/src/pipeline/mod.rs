@@ -35,10 +35,12 @@ pub mod quality;
 pub mod request;
 pub mod score;
 pub mod smart;
+pub mod timings;
 pub mod transform;
 
 pub use choose::Output;
 pub use request::{Metadata, OutputFormat, Request};
+pub use timings::StepTimes;
 
 use job::{Job, Sizes};
 use plan::geometry::ResizeSpec;
@@ -50,20 +52,20 @@ use crate::limits::Limits;
 /// Runs steps 2–6 on a probed input: one [`Output`] per planned output, in order.
 pub fn run(job: &Job<'_>) -> Result<Vec<Output>, CoreError> {
     let plan = plan::run(job)?;
-    let decoded = decode::run(job, &plan)?;
+    let mut first = StepTimes::default();
+    let decoded = timings::timed(&mut first.decode, || decode::run(job, &plan))?;
     plan.outputs
         .iter()
-        .map(|output| {
-            let pixels = transform::run(&decoded.source, output.resize.as_ref())?;
-            let encoded = encode::run(job, &plan, &pixels)?;
-            Ok(choose::run(
-                job,
-                &plan,
-                &decoded.warnings,
-                output,
-                &pixels,
-                encoded,
-            ))
+        .enumerate()
+        .map(|(i, output)| {
+            let mut steps = if i == 0 { first } else { StepTimes::default() };
+            let pixels = timings::timed(&mut steps.transform, || {
+                transform::run(&decoded.source, output.resize.as_ref())
+            })?;
+            let encoded = timings::timed(&mut steps.encode, || encode::run(job, &plan, &pixels))?;
+            let mut chosen = choose::run(job, &plan, &decoded.warnings, output, &pixels, encoded);
+            chosen.steps = steps;
+            Ok(chosen)
         })
         .collect()
 }

@@ -4,6 +4,7 @@
 //! owns the `usage` table, the monthly quota's arithmetic ([`Headroom`]) and the usage report.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::accounts::plans::Allowance;
 use crate::db::Db;
@@ -71,7 +72,7 @@ impl Headroom {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UsageReport {
     pub key_id: String,
     pub plan: String,
@@ -85,7 +86,7 @@ pub struct UsageReport {
 }
 
 /// A plan's [`Allowance`] as `GET /v1/usage` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AllowanceReport {
     pub bytes_per_month: u64,
     pub requests_per_second: u32,

@@ -1,5 +1,5 @@
 //! The one place where failures become HTTP: the only file that names a status code. Every
-//! machine-readable error code users can script against is a constant in [`code`]; every
+//! machine-readable error code users can script against is a variant of [`ErrorCode`]; every
 //! layer's typed error (options, upload, service — and through it accounts, fetch, storage,
 //! the gate and the core) maps to an [`ApiError`] through one `From` impl each, and an
 //! [`ApiError`] answers as `{"error": {"code", "message", "request_id", "details"?}}`, or, for a
@@ -7,12 +7,14 @@
 //! status.
 
 use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pixpress_core::CoreError;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::accounts::ratelimit::Decision;
 use crate::fetch::client::FetchError;
@@ -24,28 +26,61 @@ use crate::service::admission::AdmissionError;
 use crate::service::ServiceError;
 use crate::storage::export::ExportError;
 
-pub mod code {
-    pub const INVALID_JSON: &str = "invalid_json";
-    pub const INVALID_MULTIPART: &str = "invalid_multipart";
-    pub const MISSING_FIELD: &str = "missing_field";
-    pub const INVALID_FIELD: &str = "invalid_field";
-    pub const NOT_SUPPORTED_YET: &str = "not_supported_yet";
-    pub const INVALID_URL: &str = "invalid_url";
-    pub const URL_NOT_ALLOWED: &str = "url_not_allowed";
-    pub const MISSING_API_KEY: &str = "missing_api_key";
-    pub const INVALID_API_KEY: &str = "invalid_api_key";
-    pub const REVOKED_API_KEY: &str = "revoked_api_key";
-    pub const NOT_FOUND: &str = "not_found";
-    pub const INPUT_TOO_LARGE: &str = "input_too_large";
-    pub const TOO_MANY_PIXELS: &str = "too_many_pixels";
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
-    pub const CORRUPT_IMAGE: &str = "corrupt_image";
-    pub const FETCH_FAILED: &str = "fetch_failed";
-    pub const INTERNAL_ERROR: &str = "internal_error";
-    pub const OVERLOADED: &str = "overloaded";
-    pub const RATE_LIMITED: &str = "rate_limited";
-    pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
-    pub const EXPORT_FAILED: &str = "export_failed";
+/// Declares [`ErrorCode`] from one list: the variant, the wire code and what it means. The
+/// answers, the OpenAPI document and its tests all read this list, so they cannot disagree.
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal: $doc:literal,)*) => {
+        /// Every machine-readable error code the API answers with (`error.code`).
+        /// The wire names are the variants in snake_case (a unit test holds them to the list).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the list.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            /// What the code means and with which status it comes.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => "invalid_json": "400: the body or the `data` part is not a JSON object of options (also the status of an unreadable body).",
+    InvalidMultipart => "invalid_multipart": "400: the upload is not a well-formed multipart/form-data body, or repeats a part.",
+    MissingField => "missing_field": "400: a required option or part is absent (`details.field` names it).",
+    InvalidField => "invalid_field": "400: an option of the wrong type or value (`details.field` names it).",
+    NotSupportedYet => "not_supported_yet": "400: a valid option this server does not carry out yet.",
+    InvalidUrl => "invalid_url": "400: `url` is not an absolute http(s) URL.",
+    UrlNotAllowed => "url_not_allowed": "400: `url` resolves to an address the server does not fetch from (loopback, private, metadata, …).",
+    MissingApiKey => "missing_api_key": "401: no key in `Authorization: Bearer`, `?api_key=` or the options.",
+    InvalidApiKey => "invalid_api_key": "401: the key is not known.",
+    RevokedApiKey => "revoked_api_key": "401: the key was revoked.",
+    InvalidMetricsToken => "invalid_metrics_token": "401: `GET /metrics` without the server's `--metrics-token` as `Authorization: Bearer`.",
+    NotFound => "not_found": "404: no such endpoint, or no such (or expired) hosted result.",
+    InputTooLarge => "input_too_large": "413: the image (or the body) is over the byte limit.",
+    TooManyPixels => "too_many_pixels": "413: the image has more pixels (counting frames) than allowed, or needs more memory than the budget.",
+    UnsupportedMediaType => "unsupported_media_type": "415: not an image in an accepted format (the message names what was detected).",
+    CorruptImage => "corrupt_image": "422: the image is corrupt or truncated.",
+    FetchFailed => "fetch_failed": "422: the URL answered non-2xx, redirected too often, or could not be reached.",
+    InternalError => "internal_error": "500: a bug or an environment failure; quote the request id.",
+    Overloaded => "overloaded": "503: this instance is busy or cannot reach its database or store; retry after `Retry-After`.",
+    RateLimited => "rate_limited": "429: the key's requests per second are used up; retry after `Retry-After`.",
+    QuotaExceeded => "quota_exceeded": "429: the key's monthly byte quota is used up (hard-quota plans).",
+    ExportFailed => "export_failed": "502: a `*_store` export was refused by the store; `details.hosted` is the answer the request would have had.",
 }
 
 /// Which API's shape a request speaks, so its errors answer in the same shape.
@@ -60,7 +95,7 @@ pub enum Dialect {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     details: Option<serde_json::Value>,
     /// Extra response headers (rate-limit state); boxed to keep the error small.
@@ -69,7 +104,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -97,27 +132,35 @@ impl ApiError {
         self
     }
 
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 400 naming the field that was wrong.
-    fn field(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+    fn field(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
         Self::bad_request(code, message).with_details(json!({ "field": field }))
     }
 
-    fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+    fn unauthorized(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+    }
+
+    /// 401 for a `GET /metrics` without the `--metrics-token` the server was started with.
+    pub fn metrics_token() -> Self {
+        Self::unauthorized(
+            ErrorCode::InvalidMetricsToken,
+            "GET /metrics needs the server's metrics token as Authorization: Bearer",
+        )
     }
 
     pub fn too_large(limit: u64) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            code::INPUT_TOO_LARGE,
+            ErrorCode::InputTooLarge,
             format!("the image is larger than the limit of {limit} bytes"),
         )
         .with_details(json!({ "limit_bytes": limit }))
@@ -125,7 +168,11 @@ impl ApiError {
 
     /// 503: this instance cannot serve right now (a `Retry-After` is added on the way out).
     fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code::OVERLOADED, message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+            message,
+        )
     }
 
     /// A bug or an environment failure: the detail goes to the log (with the request id), the
@@ -144,33 +191,50 @@ impl ApiError {
     fn internal_logged() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            code::INTERNAL_ERROR,
+            ErrorCode::InternalError,
             "an internal error occurred; quote the request_id when reporting it",
         )
     }
 }
 
+/// The body of every error answer: `{"error": {"code", "message", "request_id", "details"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The id of this request (also the `x-request-id` header), to quote in a report.
+    pub request_id: String,
+    /// Machine-readable particulars: the `field` of a 400, the limits of a 413 or 429, the
+    /// store's words and the `hosted` answer of a 502.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let request_id = request_id::current();
         let body = match self.dialect {
-            Dialect::Native => {
-                let mut error = json!({
-                    "code": self.code,
-                    "message": self.message,
-                    "request_id": request_id,
-                });
-                if let Some(details) = self.details {
-                    error["details"] = details;
-                }
-                json!({ "error": error })
-            }
+            Dialect::Native => serde_json::to_value(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code,
+                    message: self.message,
+                    request_id: request_id::current(),
+                    details: self.details,
+                },
+            })
+            .unwrap_or_default(),
             // Kraken's clients read `success` and `message`; the code and request id are ours.
             Dialect::Kraken => json!({
                 "success": false,
                 "message": self.message,
                 "code": self.code,
-                "request_id": request_id,
+                "request_id": request_id::current(),
             }),
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -205,20 +269,24 @@ impl ApiError {
 }
 
 /// Tinify's error kinds (what its clients show next to the status) for the native codes.
-fn tinify_kind(native: &str) -> &'static str {
+fn tinify_kind(native: ErrorCode) -> &'static str {
     match native {
-        code::MISSING_API_KEY | code::INVALID_API_KEY | code::REVOKED_API_KEY => "Unauthorized",
-        code::RATE_LIMITED | code::QUOTA_EXCEEDED => "TooManyRequests",
-        code::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
-        code::CORRUPT_IMAGE => "Decode error",
-        code::MISSING_FIELD => "InputMissing",
-        code::INPUT_TOO_LARGE | code::TOO_MANY_PIXELS => "InputTooLarge",
-        code::INVALID_URL | code::URL_NOT_ALLOWED | code::FETCH_FAILED => "Source not found",
-        code::NOT_FOUND => "Not found",
-        code::NOT_SUPPORTED_YET => "NotSupportedYet",
-        code::EXPORT_FAILED => "Store failed",
-        code::OVERLOADED => "ServiceUnavailable",
-        code::INTERNAL_ERROR => "InternalServerError",
+        ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey | ErrorCode::RevokedApiKey => {
+            "Unauthorized"
+        }
+        ErrorCode::RateLimited | ErrorCode::QuotaExceeded => "TooManyRequests",
+        ErrorCode::UnsupportedMediaType => "Unsupported media type",
+        ErrorCode::CorruptImage => "Decode error",
+        ErrorCode::MissingField => "InputMissing",
+        ErrorCode::InputTooLarge | ErrorCode::TooManyPixels => "InputTooLarge",
+        ErrorCode::InvalidUrl | ErrorCode::UrlNotAllowed | ErrorCode::FetchFailed => {
+            "Source not found"
+        }
+        ErrorCode::NotFound => "Not found",
+        ErrorCode::NotSupportedYet => "NotSupportedYet",
+        ErrorCode::ExportFailed => "Store failed",
+        ErrorCode::Overloaded => "ServiceUnavailable",
+        ErrorCode::InternalError => "InternalServerError",
         _ => "BadRequest",
     }
 }
@@ -265,21 +333,27 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         let message = e.to_string();
         match e {
-            ServiceError::MissingKey => Self::unauthorized(code::MISSING_API_KEY, message),
-            ServiceError::UnknownKey => Self::unauthorized(code::INVALID_API_KEY, message),
-            ServiceError::RevokedKey => Self::unauthorized(code::REVOKED_API_KEY, message),
-            ServiceError::RateLimited { decision, .. } => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED, message)
-                    .with_rate_headers(&decision)
-            }
+            ServiceError::MissingKey => Self::unauthorized(ErrorCode::MissingApiKey, message),
+            ServiceError::UnknownKey => Self::unauthorized(ErrorCode::InvalidApiKey, message),
+            ServiceError::RevokedKey => Self::unauthorized(ErrorCode::RevokedApiKey, message),
+            ServiceError::RateLimited { decision, .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                message,
+            )
+            .with_rate_headers(&decision),
             ServiceError::QuotaExceeded {
                 quota,
                 used,
                 decision,
                 ..
-            } => Self::new(StatusCode::TOO_MANY_REQUESTS, code::QUOTA_EXCEEDED, message)
-                .with_details(json!({ "quota_bytes": quota, "used_bytes": used }))
-                .with_rate_headers(&decision),
+            } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::QuotaExceeded,
+                message,
+            )
+            .with_details(json!({ "quota_bytes": quota, "used_bytes": used }))
+            .with_rate_headers(&decision),
             ServiceError::Fetch(e) => e.into(),
             ServiceError::Core(e) => e.into(),
             ServiceError::Admission(e) => e.into(),
@@ -315,7 +389,7 @@ impl From<AdmissionError> for ApiError {
         match e {
             AdmissionError::OverBudget { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::TOO_MANY_PIXELS,
+                ErrorCode::TooManyPixels,
                 message,
             ),
             AdmissionError::Overloaded => Self::unavailable(message),
@@ -326,11 +400,11 @@ impl From<AdmissionError> for ApiError {
 impl From<OptionsError> for ApiError {
     fn from(e: OptionsError) -> Self {
         match e {
-            OptionsError::Json(message) => Self::bad_request(code::INVALID_JSON, message),
-            OptionsError::Missing(f) => Self::field(code::MISSING_FIELD, &f.field, f.message),
-            OptionsError::Invalid(f) => Self::field(code::INVALID_FIELD, &f.field, f.message),
+            OptionsError::Json(message) => Self::bad_request(ErrorCode::InvalidJson, message),
+            OptionsError::Missing(f) => Self::field(ErrorCode::MissingField, &f.field, f.message),
+            OptionsError::Invalid(f) => Self::field(ErrorCode::InvalidField, &f.field, f.message),
             OptionsError::Unsupported(f) => {
-                Self::field(code::NOT_SUPPORTED_YET, &f.field, f.message)
+                Self::field(ErrorCode::NotSupportedYet, &f.field, f.message)
             }
         }
     }
@@ -340,13 +414,13 @@ impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         let message = e.to_string();
         match e {
-            UploadError::NotMultipart(_) => Self::bad_request(code::INVALID_MULTIPART, message),
+            UploadError::NotMultipart(_) => Self::bad_request(ErrorCode::InvalidMultipart, message),
             UploadError::Malformed(e) => Self::from(e),
-            UploadError::Duplicate(part) => Self::field(code::INVALID_MULTIPART, part, message),
+            UploadError::Duplicate(part) => Self::field(ErrorCode::InvalidMultipart, part, message),
             UploadError::ImageTooLarge(limit) => Self::too_large(limit),
-            UploadError::DataTooLarge => Self::field(code::INVALID_FIELD, "data", message),
-            UploadError::DataNotUtf8 => Self::bad_request(code::INVALID_JSON, message),
-            UploadError::MissingImage => Self::field(code::MISSING_FIELD, "image", message),
+            UploadError::DataTooLarge => Self::field(ErrorCode::InvalidField, "data", message),
+            UploadError::DataNotUtf8 => Self::bad_request(ErrorCode::InvalidJson, message),
+            UploadError::MissingImage => Self::field(ErrorCode::MissingField, "image", message),
         }
     }
 }
@@ -356,12 +430,12 @@ impl From<MultipartError> for ApiError {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::INPUT_TOO_LARGE,
+                ErrorCode::InputTooLarge,
                 e.body_text(),
             );
         }
         Self::bad_request(
-            code::INVALID_MULTIPART,
+            ErrorCode::InvalidMultipart,
             format!("malformed multipart body: {}", e.body_text()),
         )
     }
@@ -377,8 +451,20 @@ impl From<BytesRejection> for ApiError {
     fn from(e: BytesRejection) -> Self {
         Self::new(
             e.status(),
-            code::INVALID_JSON,
+            ErrorCode::InvalidJson,
             format!("could not read the request body: {}", e.body_text()),
+        )
+    }
+}
+
+/// The only query parameter read is `api_key`; a query that does not parse (a repeated
+/// `api_key`, bad percent-encoding) is a mistake in that field.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::field(
+            ErrorCode::InvalidField,
+            "api_key",
+            format!("the query string could not be read: {}", e.body_text()),
         )
     }
 }
@@ -388,17 +474,17 @@ impl From<CoreError> for ApiError {
         match e {
             CoreError::Unsupported { detected } => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
                 format!("not an accepted image: detected {detected}; send JPEG, PNG, GIF or WebP"),
             ),
             CoreError::Corrupt(msg) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                code::CORRUPT_IMAGE,
+                ErrorCode::CorruptImage,
                 format!("the image is corrupt or truncated: {msg}"),
             ),
             CoreError::TooManyPixels { width, height, frames, pixels, limit } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::TOO_MANY_PIXELS,
+                ErrorCode::TooManyPixels,
                 format!(
                     "the image has {pixels} pixels ({width}x{height}, {frames} frame(s)); the limit is {limit}"
                 ),
@@ -408,14 +494,14 @@ impl From<CoreError> for ApiError {
             })),
             CoreError::LimitExceeded(msg) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::TOO_MANY_PIXELS,
+                ErrorCode::TooManyPixels,
                 format!("the image needs more memory to decode than allowed: {msg}"),
             ),
             CoreError::InvalidOption { field, message } => {
-                Self::field(code::INVALID_FIELD, &field, format!("{field}: {message}"))
+                Self::field(ErrorCode::InvalidField, &field, format!("{field}: {message}"))
             }
             CoreError::NotSupported(what) => Self::bad_request(
-                code::NOT_SUPPORTED_YET,
+                ErrorCode::NotSupportedYet,
                 format!("{what} is not supported yet"),
             ),
             e @ CoreError::Encode(_) => Self::internal("encoder failed", e),
@@ -427,18 +513,18 @@ impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
         let message = e.to_string();
         match e {
-            FetchError::InvalidUrl(_) => Self::field(code::INVALID_URL, "url", message),
-            FetchError::Refused(_) => Self::field(code::URL_NOT_ALLOWED, "url", message),
+            FetchError::InvalidUrl(_) => Self::field(ErrorCode::InvalidUrl, "url", message),
+            FetchError::Refused(_) => Self::field(ErrorCode::UrlNotAllowed, "url", message),
             FetchError::TooLarge { limit } => Self::too_large(limit),
             FetchError::Status(status) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                code::FETCH_FAILED,
+                ErrorCode::FetchFailed,
                 message,
             )
             .with_details(json!({ "upstream_status": status })),
             FetchError::TooManyRedirects | FetchError::Unreachable(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                code::FETCH_FAILED,
+                ErrorCode::FetchFailed,
                 message,
             ),
         }
@@ -456,7 +542,7 @@ impl From<ExportError> for ApiError {
         } = e;
         // Secrets were redacted from the store's message where the error was made.
         tracing::warn!(request_id = %request_id::current(), provider, bucket = %bucket, "export failed: {store_message}");
-        Self::new(StatusCode::BAD_GATEWAY, code::EXPORT_FAILED, message).with_details(json!({
+        Self::new(StatusCode::BAD_GATEWAY, ErrorCode::ExportFailed, message).with_details(json!({
             "provider": provider,
             "bucket": bucket,
             "path": path,
@@ -507,7 +593,7 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
         let error = &body["error"];
-        assert_eq!(error["code"], code::INVALID_FIELD);
+        assert_eq!(error["code"], ErrorCode::InvalidField.as_str());
         assert_eq!(error["message"], "Expected an integer");
         assert_eq!(error["request_id"], "req-1");
         assert_eq!(error["details"]["field"], "quality");
@@ -522,7 +608,7 @@ mod tests {
         let (status, _, body) = answer(error).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["success"], false);
-        assert_eq!(body["code"], code::INVALID_API_KEY);
+        assert_eq!(body["code"], "invalid_api_key");
         assert_eq!(body["request_id"], "req-1");
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(body.get("error").is_none(), "{body}");
@@ -530,21 +616,21 @@ mod tests {
 
     #[tokio::test]
     async fn each_error_kind_has_its_status_and_code() {
-        let cases: Vec<(ApiError, StatusCode, &str)> = vec![
+        let cases: Vec<(ApiError, StatusCode, ErrorCode)> = vec![
             (
                 ServiceError::MissingKey.into(),
                 StatusCode::UNAUTHORIZED,
-                code::MISSING_API_KEY,
+                ErrorCode::MissingApiKey,
             ),
             (
                 ServiceError::UnknownKey.into(),
                 StatusCode::UNAUTHORIZED,
-                code::INVALID_API_KEY,
+                ErrorCode::InvalidApiKey,
             ),
             (
                 ServiceError::RevokedKey.into(),
                 StatusCode::UNAUTHORIZED,
-                code::REVOKED_API_KEY,
+                ErrorCode::RevokedApiKey,
             ),
             (
                 CoreError::Unsupported {
@@ -552,47 +638,47 @@ mod tests {
                 }
                 .into(),
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
             ),
             (
                 CoreError::Corrupt("truncated".into()).into(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                code::CORRUPT_IMAGE,
+                ErrorCode::CorruptImage,
             ),
             (
                 CoreError::LimitExceeded("big".into()).into(),
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::TOO_MANY_PIXELS,
+                ErrorCode::TooManyPixels,
             ),
             (
                 CoreError::NotSupported("avif".into()).into(),
                 StatusCode::BAD_REQUEST,
-                code::NOT_SUPPORTED_YET,
+                ErrorCode::NotSupportedYet,
             ),
             (
                 CoreError::Encode("bug".into()).into(),
                 StatusCode::INTERNAL_SERVER_ERROR,
-                code::INTERNAL_ERROR,
+                ErrorCode::InternalError,
             ),
             (
                 FetchError::Refused("127.0.0.1".into()).into(),
                 StatusCode::BAD_REQUEST,
-                code::URL_NOT_ALLOWED,
+                ErrorCode::UrlNotAllowed,
             ),
             (
                 FetchError::InvalidUrl("x".into()).into(),
                 StatusCode::BAD_REQUEST,
-                code::INVALID_URL,
+                ErrorCode::InvalidUrl,
             ),
             (
                 FetchError::Status(404).into(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                code::FETCH_FAILED,
+                ErrorCode::FetchFailed,
             ),
             (
                 FetchError::TooLarge { limit: 10 }.into(),
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::INPUT_TOO_LARGE,
+                ErrorCode::InputTooLarge,
             ),
             (
                 AdmissionError::OverBudget {
@@ -601,59 +687,59 @@ mod tests {
                 }
                 .into(),
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::TOO_MANY_PIXELS,
+                ErrorCode::TooManyPixels,
             ),
             (
                 ServiceError::NoSuchResult("x.png".into()).into(),
                 StatusCode::NOT_FOUND,
-                code::NOT_FOUND,
+                ErrorCode::NotFound,
             ),
             (
                 ServiceError::NoOutput.into(),
                 StatusCode::INTERNAL_SERVER_ERROR,
-                code::INTERNAL_ERROR,
+                ErrorCode::InternalError,
             ),
             (
                 OptionsError::Json("not JSON".into()).into(),
                 StatusCode::BAD_REQUEST,
-                code::INVALID_JSON,
+                ErrorCode::InvalidJson,
             ),
             (
                 OptionsError::Missing(FieldError::new("url", "url is required")).into(),
                 StatusCode::BAD_REQUEST,
-                code::MISSING_FIELD,
+                ErrorCode::MissingField,
             ),
             (
                 OptionsError::Unsupported(FieldError::new("dry_run", "later")).into(),
                 StatusCode::BAD_REQUEST,
-                code::NOT_SUPPORTED_YET,
+                ErrorCode::NotSupportedYet,
             ),
             (
                 UploadError::Duplicate("image").into(),
                 StatusCode::BAD_REQUEST,
-                code::INVALID_MULTIPART,
+                ErrorCode::InvalidMultipart,
             ),
             (
                 UploadError::MissingImage.into(),
                 StatusCode::BAD_REQUEST,
-                code::MISSING_FIELD,
+                ErrorCode::MissingField,
             ),
             (
                 UploadError::DataNotUtf8.into(),
                 StatusCode::BAD_REQUEST,
-                code::INVALID_JSON,
+                ErrorCode::InvalidJson,
             ),
             (
                 ApiError::too_large(5),
                 StatusCode::PAYLOAD_TOO_LARGE,
-                code::INPUT_TOO_LARGE,
+                ErrorCode::InputTooLarge,
             ),
         ];
         for (error, status, expected_code) in cases {
             let (got_status, _, body) = answer(error).await;
             assert_eq!(
                 (got_status, body["error"]["code"].as_str()),
-                (status, Some(expected_code)),
+                (status, Some(expected_code.as_str())),
                 "{body}"
             );
             assert_eq!(body["error"]["request_id"], "req-1");
@@ -669,7 +755,7 @@ mod tests {
         })
         .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(body["error"]["code"], code::RATE_LIMITED);
+        assert_eq!(body["error"]["code"], ErrorCode::RateLimited.as_str());
         assert_eq!(headers["retry-after"], "1");
         assert_eq!(headers["ratelimit-limit"], "1");
         assert_eq!(headers["ratelimit-remaining"], "0");
@@ -683,7 +769,7 @@ mod tests {
         })
         .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(body["error"]["code"], code::QUOTA_EXCEEDED);
+        assert_eq!(body["error"]["code"], ErrorCode::QuotaExceeded.as_str());
         assert_eq!(body["error"]["details"]["quota_bytes"], 100);
         assert_eq!(body["error"]["details"]["used_bytes"], 90);
         assert!(headers.contains_key("ratelimit-limit"));
@@ -714,7 +800,7 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         let error = &body["error"];
-        assert_eq!(error["code"], code::EXPORT_FAILED);
+        assert_eq!(error["code"], ErrorCode::ExportFailed.as_str());
         assert_eq!(
             error["message"],
             "s3 refused the write to b/p.png: NoSuchBucket: gone"

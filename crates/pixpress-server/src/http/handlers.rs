@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -13,11 +13,18 @@ use serde_json::Value;
 
 use crate::accounts::ratelimit::Decision;
 use crate::accounts::usage::UsageReport;
-use crate::http::error::{self, ApiError, Dialect};
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+
+use crate::http::error::{self, ApiError, Dialect, ErrorBody};
 use crate::http::kraken;
+use crate::http::openapi::{self, OptimiseResponses, UsageResponses};
+use crate::http::options::schema::UploadForm;
 use crate::http::options::{self, Endpoint, ParsedOptions};
 use crate::http::rate_headers::rate_headers;
 use crate::http::upload::{self, UploadError};
+use crate::metrics;
 use crate::service::answer::Answer;
 use crate::service::job::Input;
 use crate::service::optimise::Admitted;
@@ -34,22 +41,37 @@ fn key_from<'a>(
     query: &'a KeyQuery,
     options_key: Option<&'a str>,
 ) -> Option<&'a str> {
-    let bearer = headers
+    bearer(headers).or(query.api_key.as_deref()).or(options_key)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    bearer.or(query.api_key.as_deref()).or(options_key)
+        .map(str::trim)
 }
 
 /// `POST /v1/` (and `/v1/url`): JSON options naming the image by URL, natively or in Kraken's
 /// dialect. The key is admitted before the URL is fetched.
+#[utoipa::path(
+    post,
+    path = "/v1/",
+    operation_id = "optimize_url",
+    tag = "optimise",
+    description = "Fetch the image at `url` and optimise it. The key comes from `Authorization: Bearer`, `?api_key=` or the body's `api_key`.",
+    params(("api_key" = Option<String>, Query, description = "The API key, if not sent otherwise")),
+    request_body(content = crate::http::options::schema::UrlOptions, content_type = "application/json"),
+    responses(OptimiseResponses),
+    security((), ("bearer" = []), ("api_key" = []))
+)]
 pub async fn optimize_url(
     State(service): State<Service>,
-    Query(query): Query<KeyQuery>,
+    query: Result<Query<KeyQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let value = options::parse_json_body(&body?)?;
     let dialect = kraken::dialect_of(&value);
     optimize_url_in(&service, &query, &headers, &value, dialect)
@@ -81,15 +103,52 @@ async fn optimize_url_in(
     )
 }
 
+/// `POST /v1/url`: the same call as `POST /v1/`, under the name some clients use.
+#[utoipa::path(
+    post,
+    path = "/v1/url",
+    operation_id = "optimize_url_alias",
+    tag = "optimise",
+    description = "The same call as `POST /v1/`.",
+    params(("api_key" = Option<String>, Query, description = "The API key, if not sent otherwise")),
+    request_body(content = crate::http::options::schema::UrlOptions, content_type = "application/json"),
+    responses(OptimiseResponses),
+    security((), ("bearer" = []), ("api_key" = []))
+)]
+pub async fn optimize_url_alias(
+    service: State<Service>,
+    query: Result<Query<KeyQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    optimize_url(service, query, headers, body).await
+}
+
 /// `POST /v1/upload`: the `image` (or `file`) and `data` parts. A key in the header or query is
 /// admitted before the upload is read; a key in `data` once the parts are read. Errors answer
 /// in Kraken's shape once the `data` part shows the request is Kraken's.
+#[utoipa::path(
+    post,
+    path = "/v1/upload",
+    operation_id = "optimize_upload",
+    tag = "optimise",
+    description = "Optimise an uploaded image: part `image` is the file, part `data` the JSON options.",
+    params(("api_key" = Option<String>, Query, description = "The API key, if not sent otherwise")),
+    request_body(
+        content = UploadForm,
+        content_type = "multipart/form-data",
+        encoding(("data" = (content_type = "application/json")))
+    ),
+    responses(OptimiseResponses),
+    security((), ("bearer" = []), ("api_key" = []))
+)]
 pub async fn optimize_upload(
     State(service): State<Service>,
-    Query(query): Query<KeyQuery>,
+    query: Result<Query<KeyQuery>, QueryRejection>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let multipart = multipart?;
     let early = match key_from(&headers, &query, None) {
         Some(key) => Some(service.admit(Some(key)).await?),
@@ -194,11 +253,21 @@ async fn user_status_in(
 }
 
 /// `GET /v1/usage`: this month's usage of the presented key.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    operation_id = "usage_report",
+    tag = "account",
+    params(("api_key" = Option<String>, Query, description = "The API key, if not sent as a Bearer token")),
+    responses(UsageResponses),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn usage_report(
     State(service): State<Service>,
-    Query(query): Query<KeyQuery>,
+    query: Result<Query<KeyQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<UsageReport>, ApiError> {
+    let Query(query) = query?;
     let report = service
         .usage_report(key_from(&headers, &query, None))
         .await?;
@@ -207,11 +276,32 @@ pub async fn usage_report(
 
 /// `GET /v1/images/{id}.{ext}`: a redirect to the store (`--storage-redirect`), a 304 for a
 /// matching `If-None-Match`, or the bytes streamed from the store.
+#[utoipa::path(
+    get,
+    path = "/v1/images/{file}",
+    operation_id = "hosted_image",
+    tag = "results",
+    params(("file" = String, Path, description = "`ID.EXT`, as in an answer's `url`")),
+    responses(
+        (status = 200, description = "The image, with `ETag` and `Cache-Control`",
+         content(
+            (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"),
+            (Vec<u8> = "image/gif"), (Vec<u8> = "image/avif")
+         )),
+        (status = 304, description = "Not modified: the `If-None-Match` matched the `ETag`"),
+        (status = 307, description = "With `--storage-redirect`: `Location` is a presigned store URL"),
+        (status = 404, description = "`not_found`: no such result, or it expired", body = ErrorBody),
+        (status = 500, description = "`internal_error`", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the store cannot be reached", body = ErrorBody),
+    )
+)]
 pub async fn hosted_image(
     State(service): State<Service>,
-    Path(file): Path<String>,
+    file: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // A file name that is not even valid UTF-8 names no result.
+    let Path(file) = file.map_err(|_| ApiError::not_found("no such hosted result"))?;
     let hosted = service.find_result(&file).await?;
     if service.redirects_reads() {
         let url = service.presigned_url(&hosted).await?;
@@ -245,14 +335,79 @@ pub async fn hosted_image(
         .into_response())
 }
 
+/// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = String, content_type = "text/plain"))
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// `GET /readyz`: 200 when the database and the result store answer, else 503.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database and the result store answer", body = String, content_type = "text/plain"),
+        (status = 503, description = "`overloaded`: the database or the store does not answer", body = ErrorBody),
+    )
+)]
 pub async fn readyz(State(service): State<Service>) -> Result<&'static str, ApiError> {
     service.ready().await.map_err(ApiError::from)?;
     Ok("ready")
+}
+
+/// `GET /v1/openapi.json`: this document. No key needed.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "openapi_document",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
+)]
+pub async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi::document())
+}
+
+/// `GET /metrics`: Prometheus text. Open unless the server was started with a metrics token,
+/// which must then come as `Authorization: Bearer`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics_text",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 401, description = "`invalid_metrics_token` (only with `--metrics-token`)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no metrics recorder in this process", body = ErrorBody),
+    )
+)]
+pub async fn metrics_text(
+    token: Option<Arc<str>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = token.as_deref() {
+        let presented = bearer(&headers).unwrap_or_default();
+        if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(ApiError::metrics_token());
+        }
+    }
+    let text = metrics::render()
+        .ok_or_else(|| ApiError::not_found("metrics are not recorded by this process"))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 pub async fn not_found_fallback() -> ApiError {

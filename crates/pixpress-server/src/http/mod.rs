@@ -3,15 +3,18 @@
 //! service → answer), `error` (the one mapping from every typed error to status, code and
 //! JSON), `options` (the one options parser), `kraken` (the Kraken.io dialect), `tinify` (the
 //! Tinify / TinyPNG dialect's routes and shapes), `upload` (the multipart body), `request_id`,
-//! and `rate_headers`; `playground`, the page at `GET /`.
+//! `rate_headers`, `openapi` (the OpenAPI document) and `route_metrics` (per-route metrics);
+//! `playground`, the page at `GET /`.
 
 pub mod error;
 pub mod handlers;
 pub mod kraken;
+pub mod openapi;
 pub mod options;
 pub mod playground;
 pub mod rate_headers;
 pub mod request_id;
+pub mod route_metrics;
 pub mod router;
 pub mod tinify;
 pub mod upload;

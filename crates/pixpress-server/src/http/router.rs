@@ -1,6 +1,8 @@
 //! The router: which path and method reach which handler, the body limit of each route (a
-//! declared oversize is refused before a byte is read), the request-id middleware and the
-//! security headers every response carries.
+//! declared oversize is refused before a byte is read), the request-id and route-metrics
+//! middleware and the security headers every response carries.
+
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
@@ -13,13 +15,16 @@ use crate::http::error::ApiError;
 use crate::http::handlers;
 use crate::http::playground;
 use crate::http::request_id;
+use crate::http::route_metrics;
 use crate::http::tinify;
 use crate::service::Service;
 
 /// JSON option bodies are small; the image itself comes by URL or in the multipart upload.
 const MAX_JSON_BODY: usize = 1024 * 1024;
 
-pub fn router(service: Service, max_upload_bytes: u64) -> Router {
+/// `metrics_token`: when set, `GET /metrics` needs it as `Authorization: Bearer`.
+pub fn router(service: Service, max_upload_bytes: u64, metrics_token: Option<String>) -> Router {
+    let metrics_token: Option<Arc<str>> = metrics_token.map(Arc::from);
     let upload_limit = usize::try_from(max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(MAX_JSON_BODY);
@@ -27,7 +32,7 @@ pub fn router(service: Service, max_upload_bytes: u64) -> Router {
         .route("/v1/", limited(post(handlers::optimize_url), MAX_JSON_BODY))
         .route(
             "/v1/url",
-            limited(post(handlers::optimize_url), MAX_JSON_BODY),
+            limited(post(handlers::optimize_url_alias), MAX_JSON_BODY),
         )
         .route(
             "/v1/upload",
@@ -49,8 +54,14 @@ pub fn router(service: Service, max_upload_bytes: u64) -> Router {
         )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .route("/v1/openapi.json", get(handlers::openapi_document))
+        .route(
+            "/metrics",
+            get(move |headers| handlers::metrics_text(metrics_token.clone(), headers)),
+        )
         .merge(playground::routes());
     v1.fallback(handlers::not_found_fallback)
+        .layer(axum::middleware::from_fn(route_metrics::middleware))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::metrics;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
     /// The image alone needs more than the whole budget (413 `too_many_pixels`).
@@ -44,7 +46,8 @@ struct WaitingGuard(Arc<AtomicUsize>);
 
 impl Drop for WaitingGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let before = self.0.fetch_sub(1, Ordering::SeqCst);
+        metrics::set_queue_depth(before.saturating_sub(1));
     }
 }
 
@@ -89,6 +92,7 @@ impl WorkGate {
             return Err(AdmissionError::Overloaded);
         }
         let _waiting = WaitingGuard(self.waiting.clone());
+        metrics::set_queue_depth(self.waiting.load(Ordering::SeqCst));
         let memory = self
             .memory
             .clone()

@@ -3,11 +3,12 @@
 
 use pixpress_core::{Output, Warning};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::storage::export::StoredEntry;
 
 /// The response body of SPEC §6.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OptimizeResponse {
     /// The resize entry's `id`, in `results` of a resize array.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -19,14 +20,21 @@ pub struct OptimizeResponse {
     pub final_width: u32,
     pub final_height: u32,
     pub bytes_saved: u64,
+    /// The hosted result, until `expires_at`.
     pub url: String,
+    #[schema(value_type = String, example = "jpeg")]
     pub format: &'static str,
+    /// The lossy quality used, when a lossy encoder made the output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
+    /// SSIMULACRA2 of the output against its source, when a lossy output was scored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssimulacra2: Option<f64>,
+    /// RFC 3339, UTC.
     pub expires_at: String,
+    #[schema(value_type = Vec<WarningSchema>)]
     pub warnings: Vec<Warning>,
+    /// One entry per `*_store` write.
     pub stored: Vec<StoredEntry>,
     /// The hosted result's `id.ext`, for dialects that answer with the bytes themselves.
     #[serde(skip)]
@@ -34,16 +42,28 @@ pub struct OptimizeResponse {
 }
 
 /// The response to a `resize` array: one [`OptimizeResponse`] per entry, in request order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MultiResponse {
     pub original_size: u64,
     pub original_width: u32,
     pub original_height: u32,
     pub results: Vec<OptimizeResponse>,
+    #[schema(value_type = Vec<WarningSchema>)]
     pub warnings: Vec<Warning>,
 }
 
-#[derive(Debug, Serialize)]
+/// A warning in an answer: the core's [`Warning`], described for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(as = Warning)]
+#[allow(dead_code)] // only its schema is used; answers serialise the core's Warning
+pub struct WarningSchema {
+    /// A stable code, e.g. `unknown_field`, `original_returned_not_smaller`.
+    code: String,
+    message: String,
+}
+
+/// One output ([`OptimizeResponse`]), or one per entry of a `resize` array ([`MultiResponse`]).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Answer {
     One(OptimizeResponse),

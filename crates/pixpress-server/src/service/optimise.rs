@@ -12,6 +12,7 @@ use pixpress_core::{Output, Warning};
 use crate::accounts::keys::{self, Verdict};
 use crate::accounts::ratelimit::Decision;
 use crate::accounts::usage::{self, Headroom};
+use crate::metrics::{self, Refusal, Step};
 use crate::service::admission::predicted_mib;
 use crate::service::answer::{build_response, Answer, MultiResponse, OptimizeResponse};
 use crate::service::error::ServiceError;
@@ -46,6 +47,7 @@ impl Admitted {
     }
 
     fn quota_exceeded(&self, headroom: Headroom) -> ServiceError {
+        metrics::record_refusal(Refusal::Quota);
         ServiceError::QuotaExceeded {
             plan: self.caller.plan.clone(),
             quota: headroom.quota,
@@ -75,6 +77,7 @@ impl Service {
             .check(&caller.id, allowance.requests_per_second)
             .await;
         if !rate.allowed {
+            metrics::record_refusal(Refusal::RateLimit);
             return Err(ServiceError::RateLimited {
                 plan: caller.plan,
                 per_second: allowance.requests_per_second,
@@ -117,7 +120,7 @@ impl Service {
     /// The input's bytes: fetched (through the address policy) or as uploaded.
     pub(crate) async fn read_input(&self, input: Input) -> Result<Bytes, ServiceError> {
         match input {
-            Input::Url(url) => Ok(self.fetcher.fetch(&url).await?),
+            Input::Url(url) => Ok(timed(Step::Fetch, self.fetcher.fetch(&url)).await?),
             Input::Upload(bytes) => Ok(bytes),
         }
     }
@@ -136,7 +139,12 @@ impl Service {
         let answer = self
             .process_and_host(&admitted.caller.id, input, job, &mut items)
             .await?;
-        let exported = self.export(&stores, answer, items).await;
+        record_bytes(size, &answer);
+        let exported = if stores.is_empty() {
+            Ok(answer)
+        } else {
+            timed(Step::Export, self.export(&stores, answer, items)).await
+        };
         // Hosted outputs cost the work and are kept even when an export failed: meter them.
         usage::record(&self.db, &admitted.caller.id, size)
             .await
@@ -240,6 +248,27 @@ impl Service {
     }
 }
 
+/// Awaits `work` and records its wall time as `step`, whether it succeeded or not.
+async fn timed<T>(step: Step, work: impl std::future::Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let result = work.await;
+    metrics::record_step(step, start.elapsed());
+    result
+}
+
+/// Counts the bytes of a hosted answer: the input once, each output's size and saving.
+fn record_bytes(input: u64, answer: &Answer) {
+    let outputs: Vec<(u64, u64)> = match answer {
+        Answer::One(one) => vec![(one.final_size, one.bytes_saved)],
+        Answer::Many(many) => many
+            .results
+            .iter()
+            .map(|r| (r.final_size, r.bytes_saved))
+            .collect(),
+    };
+    metrics::record_bytes(input, outputs);
+}
+
 /// The perceptual search's own working memory, charged on top of the decode estimate.
 fn scoring_mib(request: &pixpress_core::Request, width: u32, height: u32) -> u64 {
     if !request.lossy {
@@ -265,18 +294,20 @@ impl Host<'_> {
         exports: &mut Vec<ExportItem>,
     ) -> Result<OptimizeResponse, ServiceError> {
         let service = self.service;
+        metrics::record_pixel_steps(&output.steps);
         let bytes = Bytes::copy_from_slice(&output.bytes);
-        let stored = service
-            .results
-            .put(
+        let stored = timed(
+            Step::Store,
+            service.results.put(
                 &service.db,
                 self.key_id,
                 bytes.clone(),
                 output.format.extension(),
                 output.format.mime(),
-            )
-            .await
-            .map_err(ServiceError::Hosting)?;
+            ),
+        )
+        .await
+        .map_err(ServiceError::Hosting)?;
         exports.push(ExportItem {
             bytes,
             ext: output.format.extension(),

@@ -9,6 +9,7 @@
 
 pub mod fields;
 pub mod resize;
+pub mod schema;
 pub mod stores;
 
 use pixpress_core::warning::{self, Warning};
@@ -34,7 +35,7 @@ pub struct ParsedOptions {
 }
 
 /// Every top-level option this server reads; anything else is warned about and ignored.
-const OPTION_FIELDS: [&str; 13] = [
+pub(crate) const OPTION_FIELDS: [&str; 13] = [
     "api_key",
     "url",
     "lossy",
@@ -51,7 +52,7 @@ const OPTION_FIELDS: [&str; 13] = [
 ];
 
 /// Options from the SPEC whose features land in later work: present → 400 `not_supported_yet`.
-const NOT_YET: [(&str, &str); 4] = [
+pub(crate) const NOT_YET: [(&str, &str); 4] = [
     ("callback_url", "asynchronous callbacks"),
     ("dry_run", "dry runs"),
     ("max_bytes", "byte budgets"),

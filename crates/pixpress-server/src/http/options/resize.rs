@@ -32,7 +32,7 @@ pub const STRATEGIES: [&str; 8] = [
 ];
 
 /// Every field a resize object may carry.
-const RESIZE_FIELDS: [&str; 11] = [
+pub(crate) const RESIZE_FIELDS: [&str; 11] = [
     "strategy",
     "width",
     "height",

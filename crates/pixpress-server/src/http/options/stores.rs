@@ -38,7 +38,7 @@ pub fn parse_stores(options: &Fields) -> Result<Stores, OptionsError> {
 }
 
 /// The fields each store object takes.
-fn store_fields(store: &str) -> &'static [&'static str] {
+pub(crate) fn store_fields(store: &str) -> &'static [&'static str] {
     match store {
         "s3_store" => &[
             "key", "secret", "bucket", "path", "region", "endpoint", "acl", "headers",

@@ -54,8 +54,10 @@ impl Stores {
 }
 
 /// One write, as listed in the response's `stored`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StoredEntry {
+    /// `s3`, `azure` or `gcs`.
+    #[schema(value_type = String, example = "s3")]
     pub provider: &'static str,
     /// The bucket (S3, GCS) or container (Azure).
     pub bucket: String,
