@@ -9,4 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/build-deps.sh
 source scripts/services.sh
+# services.sh has installed every tool the end-to-end tests drive (the clients, Chromium): a
+# test that cannot find one fails rather than skips.
+export PIXPRESS_REQUIRE_TOOLS=1
 cargo test --workspace --locked "$@"
