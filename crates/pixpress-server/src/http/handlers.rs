@@ -19,10 +19,10 @@ use subtle::ConstantTimeEq;
 
 use crate::http::error::{self, ApiError, Dialect, ErrorBody};
 use crate::http::kraken;
-use crate::http::openapi::{self, OptimiseResponses, UsageResponses};
 use crate::http::options::schema::UploadForm;
 use crate::http::options::{self, Endpoint, ParsedOptions};
 use crate::http::rate_headers::rate_headers;
+use crate::http::responses::{OptimiseResponses, UsageResponses};
 use crate::http::upload::{self, UploadError};
 use crate::metrics;
 use crate::service::answer::Answer;
@@ -361,18 +361,6 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(service): State<Service>) -> Result<&'static str, ApiError> {
     service.ready().await.map_err(ApiError::from)?;
     Ok("ready")
-}
-
-/// `GET /v1/openapi.json`: this document. No key needed.
-#[utoipa::path(
-    get,
-    path = "/v1/openapi.json",
-    operation_id = "openapi_document",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
-)]
-pub async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi::document())
 }
 
 /// `GET /metrics`: Prometheus text. Open unless the server was started with a metrics token,

@@ -14,6 +14,7 @@ pub mod options;
 pub mod playground;
 pub mod rate_headers;
 pub mod request_id;
+pub mod responses;
 pub mod route_metrics;
 pub mod router;
 pub mod tinify;

@@ -1,17 +1,18 @@
 //! The OpenAPI 3.1 document served at `GET /v1/openapi.json`, derived from the types the server
 //! really answers with: the paths come from the handlers' `#[utoipa::path]` attributes, the
 //! bodies from the answer, usage, error and option types, and the list of error codes from
-//! [`ErrorCode`] itself. This module also owns the response sets the paths share.
+//! [`ErrorCode`] itself. This module also serves the document (its own handler, so that the handlers'
+//! module does not reach back here); the response sets the paths share are in `responses`.
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::accounts::usage::{AllowanceReport, UsageReport};
-use crate::http::error::{ErrorBody, ErrorCode};
+use crate::accounts::usage::AllowanceReport;
+use crate::http::error::ErrorCode;
 use crate::http::handlers;
 use crate::http::options::schema::UploadForm;
-use crate::service::answer::{Answer, MultiResponse, OptimizeResponse, WarningSchema};
+use crate::service::answer::{MultiResponse, OptimizeResponse, WarningSchema};
 use crate::storage::export::StoredEntry;
 
 #[derive(OpenApi)]
@@ -29,7 +30,7 @@ use crate::storage::export::StoredEntry;
         handlers::usage_report,
         handlers::healthz,
         handlers::readyz,
-        handlers::openapi_document,
+        openapi_document,
         handlers::metrics_text,
     ),
     components(schemas(
@@ -97,63 +98,16 @@ impl Modify for ErrorCodeList {
     }
 }
 
-/// The answers of `POST /v1/`, `/v1/url` and `/v1/upload`.
-#[derive(IntoResponses)]
-#[allow(dead_code)] // only the responses' schemas are used
-pub enum OptimiseResponses {
-    /// The optimised image is hosted at `url`; `RateLimit-Limit`, `RateLimit-Remaining` and
-    /// `RateLimit-Reset` headers come with it.
-    #[response(status = 200)]
-    Ok(#[to_schema] Answer),
-    /// `invalid_json`, `invalid_multipart`, `missing_field`, `invalid_field`,
-    /// `not_supported_yet`, `invalid_url`, `url_not_allowed`.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// `missing_api_key`, `invalid_api_key`, `revoked_api_key`.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// `input_too_large`, `too_many_pixels` (also `invalid_json` for a body over its limit).
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// `unsupported_media_type`.
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorBody),
-    /// `corrupt_image`, `fetch_failed`.
-    #[response(status = 422)]
-    Unprocessable(ErrorBody),
-    /// `rate_limited` (with `Retry-After`), `quota_exceeded`.
-    #[response(status = 429)]
-    TooManyRequests(ErrorBody),
-    /// `internal_error`: quote the request id.
-    #[response(status = 500)]
-    Internal(ErrorBody),
-    /// `export_failed`: a `*_store` refused the write; `details.hosted` is the answer.
-    #[response(status = 502)]
-    BadGateway(ErrorBody),
-    /// `overloaded` (with `Retry-After`).
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
-
-/// The answers of `GET /v1/usage`.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum UsageResponses {
-    /// This month's usage of the key.
-    #[response(status = 200)]
-    Ok(#[to_schema] UsageReport),
-    /// `invalid_field`: the query string could not be read.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// `missing_api_key`, `invalid_api_key`, `revoked_api_key`.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// `internal_error`.
-    #[response(status = 500)]
-    Internal(ErrorBody),
-    /// `overloaded`: the database cannot be reached.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
+/// `GET /v1/openapi.json`: this document. No key needed.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "openapi_document",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
+)]
+pub async fn openapi_document() -> axum::Json<Document> {
+    axum::Json(document())
 }
 
 #[cfg(test)]

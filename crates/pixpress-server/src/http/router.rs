@@ -13,6 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::error::ApiError;
 use crate::http::handlers;
+use crate::http::openapi;
 use crate::http::playground;
 use crate::http::request_id;
 use crate::http::route_metrics;
@@ -54,7 +55,7 @@ pub fn router(service: Service, max_upload_bytes: u64, metrics_token: Option<Str
         )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
-        .route("/v1/openapi.json", get(handlers::openapi_document))
+        .route("/v1/openapi.json", get(openapi::openapi_document))
         .route(
             "/metrics",
             get(move |headers| handlers::metrics_text(metrics_token.clone(), headers)),
