@@ -131,8 +131,11 @@ if [ ! -x "$PIXPRESS_CHROMIUM" ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -f "$PIXPRESS_TOOLS/playwright/node_modules/playwright-core/package.json" ]; then
-  npm install --silent --no-audit --no-fund --prefix "$PIXPRESS_TOOLS/playwright" playwright-core@1.65.1 >/dev/null
+# 1.61 is the last playwright-core that runs on Debian bookworm's Node.js 18 (1.62 wants 20).
+PLAYWRIGHT_VERSION=1.61.0
+if ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" \
+    "$PIXPRESS_TOOLS/playwright/node_modules/playwright-core/package.json" 2>/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix "$PIXPRESS_TOOLS/playwright" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
 fi
 export PIXPRESS_TEST_CHROMIUM="$PIXPRESS_CHROMIUM"
 export PIXPRESS_TEST_NODE_PATH="$PIXPRESS_TOOLS/playwright/node_modules"
