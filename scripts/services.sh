@@ -18,6 +18,8 @@ as_postgres() {
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+# The playground test runs the curl line the page shows.
+command -v curl >/dev/null || need+=(curl)
 # The emulators' virtualenv: a machine may have no Python, or one without its venv module.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
