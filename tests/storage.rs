@@ -50,19 +50,7 @@ fn store_client(provider: &str, verb: &str, args: &[&str]) -> Value {
         "azure" => azure_endpoint(),
         _ => gcs_endpoint(),
     };
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/store_client.py");
-    let out = Command::new(env("PIXPRESS_TEST_PYTHON"))
-        .arg(script)
-        .args([provider, endpoint.as_str(), verb])
-        .args(args)
-        .output()
-        .expect("run store_client.py");
-    assert!(
-        out.status.success(),
-        "store_client {provider} {verb} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("store_client prints JSON")
+    run_store_client(provider, &endpoint, verb, args)
 }
 
 fn create(provider: &str, bucket: &str) {

@@ -59,21 +59,9 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{:x}", std::process::id(), nanos % 0xffff_ffff)
 }
 
-/// Runs tests/store_client.py (boto3) against the S3 emulator.
+/// Reads the S3 emulator with the independent client (boto3).
 fn s3_client(verb: &str, args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/store_client.py");
-    let out = Command::new(env("PIXPRESS_TEST_PYTHON"))
-        .arg(script)
-        .args(["s3", &env("PIXPRESS_TEST_S3_ENDPOINT"), verb])
-        .args(args)
-        .output()
-        .expect("run store_client.py");
-    assert!(
-        out.status.success(),
-        "store_client s3 {verb} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("store_client prints JSON")
+    run_store_client("s3", &env("PIXPRESS_TEST_S3_ENDPOINT"), verb, args)
 }
 
 /// A JPEG carrying Make, Copyright, Artist, DateTimeOriginal and GPS tags.

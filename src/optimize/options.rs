@@ -343,16 +343,7 @@ fn metadata(parts: &[MetadataArg]) -> Result<Metadata, OptionsError> {
     for part in parts {
         match part {
             MetadataArg::Strip => {}
-            MetadataArg::Keep => {
-                kept = Metadata {
-                    exif: true,
-                    icc: true,
-                    xmp: true,
-                    copyright: true,
-                    geotag: true,
-                    creation: true,
-                }
-            }
+            MetadataArg::Keep => kept = Metadata::everything(),
             MetadataArg::Exif => kept.exif = true,
             MetadataArg::Icc => kept.icc = true,
             MetadataArg::Xmp => kept.xmp = true,

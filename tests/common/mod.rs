@@ -283,3 +283,30 @@ pub fn decode_rgba(bytes: &[u8]) -> image::RgbaImage {
 pub fn decode_rgba16(bytes: &[u8]) -> image::ImageBuffer<image::Rgba<u16>, Vec<u16>> {
     decode(bytes).to_rgba16()
 }
+
+/// Runs tests/store_client.py, the independent object-store client (boto3, azure-storage-blob,
+/// the GCS JSON API) in the venv `scripts/services.sh` built: `provider endpoint verb args…` →
+/// its JSON answer.
+pub fn run_store_client(
+    provider: &str,
+    endpoint: &str,
+    verb: &str,
+    args: &[&str],
+) -> serde_json::Value {
+    let python = std::env::var("PIXPRESS_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("PIXPRESS_TEST_PYTHON: run the tests with scripts/test.sh (scripts/services.sh sets it)")
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/store_client.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([provider, endpoint, verb])
+        .args(args)
+        .output()
+        .expect("run store_client.py");
+    assert!(
+        out.status.success(),
+        "store_client {provider} {verb} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("store_client prints JSON")
+}

@@ -106,6 +106,18 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// Every kind of metadata kept (`metadata: "keep"`).
+    pub fn everything() -> Metadata {
+        Metadata {
+            exif: true,
+            icc: true,
+            xmp: true,
+            copyright: true,
+            geotag: true,
+            creation: true,
+        }
+    }
+
     /// Some part of the EXIF block is to be kept.
     pub fn wants_exif(&self) -> bool {
         self.exif || self.copyright || self.geotag || self.creation

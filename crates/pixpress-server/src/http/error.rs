@@ -237,17 +237,27 @@ impl IntoResponse for ApiError {
                 "request_id": request_id::current(),
             }),
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(headers) = self.headers {
-            response.headers_mut().extend(*headers);
-        }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-        }
-        response
+        finish(self.status, self.headers, body)
     }
+}
+
+/// An error answer with `body`: its status, its extra headers, and `Retry-After` on a 503,
+/// whatever the dialect's body shape.
+fn finish(
+    status: StatusCode,
+    headers: Option<Box<HeaderMap>>,
+    body: serde_json::Value,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Some(headers) = headers {
+        response.headers_mut().extend(*headers);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    response
 }
 
 impl ApiError {
@@ -255,16 +265,7 @@ impl ApiError {
     /// with the same status and headers.
     pub fn into_tinify_response(self) -> Response {
         let body = json!({ "error": tinify_kind(self.code), "message": self.message });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(headers) = self.headers {
-            response.headers_mut().extend(*headers);
-        }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-        }
-        response
+        finish(self.status, self.headers, body)
     }
 }
 

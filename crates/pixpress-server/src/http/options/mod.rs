@@ -256,14 +256,7 @@ fn optional_metadata(fields: &Fields) -> Result<Metadata, OptionsError> {
     let invalid = |what: String| OptionsError::Invalid(FieldError::new("metadata", what));
     match value {
         Value::String(s) if s == "strip" => Ok(Metadata::default()),
-        Value::String(s) if s == "keep" => Ok(Metadata {
-            exif: true,
-            icc: true,
-            xmp: true,
-            copyright: true,
-            geotag: true,
-            creation: true,
-        }),
+        Value::String(s) if s == "keep" => Ok(Metadata::everything()),
         Value::Array(items) => {
             let mut kept = Metadata::default();
             for item in items {
