@@ -91,10 +91,7 @@ pub async fn output_get(
         if body.iter().all(u8::is_ascii_whitespace) {
             return hosted_output(&service, &handle).await;
         }
-        let admitted = service.admit(basic_key(&headers).as_deref()).await?;
-        output_commands(&service, &admitted, &handle, &body)
-            .await
-            .map_err(|e| e.with_rate_headers(&admitted.rate))
+        admitted_commands(&service, &headers, &handle, &body).await
     };
     outcome.await.unwrap_or_else(ApiError::into_tinify_response)
 }
@@ -108,12 +105,23 @@ pub async fn output_post(
 ) -> Response {
     let outcome = async {
         let body = body?;
-        let admitted = service.admit(basic_key(&headers).as_deref()).await?;
-        output_commands(&service, &admitted, &handle, &body)
-            .await
-            .map_err(|e| e.with_rate_headers(&admitted.rate))
+        admitted_commands(&service, &headers, &handle, &body).await
     };
     outcome.await.unwrap_or_else(ApiError::into_tinify_response)
+}
+
+/// The key admitted (Basic auth), then the commands applied; a refusal after admission
+/// carries the key's rate-limit headers.
+async fn admitted_commands(
+    service: &Service,
+    headers: &HeaderMap,
+    handle: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let admitted = service.admit(basic_key(headers).as_deref()).await?;
+    output_commands(service, &admitted, handle, body)
+        .await
+        .map_err(|e| e.with_rate_headers(&admitted.rate))
 }
 
 /// The compressed output as `/shrink` left it.
