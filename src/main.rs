@@ -133,6 +133,10 @@ struct ServeArgs {
     /// redis://… to share rate-limit state between instances (default: in memory).
     #[arg(long = "redis", env = "PIXPRESS_REDIS_URL")]
     redis_url: Option<String>,
+    /// While --redis cannot be reached: fail-open (let requests through, warn, count) or
+    /// fail-closed (503 rate_limiter_unavailable with Retry-After).
+    #[arg(long, env = "PIXPRESS_REDIS_DOWN", default_value = "fail-open")]
+    redis_down: pixpress_server::accounts::ratelimit::RedisDown,
     /// Where hosted results live: a directory (default DATA_DIR/results), s3://bucket/prefix,
     /// azblob://container/prefix or gcs://bucket/prefix. Credentials: see README (Storage).
     #[arg(long, env = "PIXPRESS_STORAGE")]
@@ -223,6 +227,7 @@ async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     config.storage.redirect |= args.storage_redirect;
     config.redis_url = args.redis_url;
+    config.redis_down = args.redis_down;
     config.listen = args.listen;
     config.public_url = args.public_url;
     config.result_ttl = args.result_ttl;

@@ -47,7 +47,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let tls = tls_config(&config).await?;
     let limiter = match &config.redis_url {
-        Some(url) => RateLimiter::redis(url).await?,
+        Some(url) => RateLimiter::redis(url, config.redis_down).await?,
         None => RateLimiter::memory(),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };

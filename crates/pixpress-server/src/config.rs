@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub plans: crate::accounts::plans::Plans,
     /// `redis://…`: rate-limit state shared by every instance; None keeps it in memory.
     pub redis_url: Option<String>,
+    /// What a request gets while Redis cannot be reached: let through, or 503.
+    pub redis_down: crate::accounts::ratelimit::RedisDown,
     /// Where hosted results live (directory or object store) and how to reach it.
     pub storage: crate::storage::hosted::StorageSettings,
     /// When set, `GET /metrics` needs it as `Authorization: Bearer`; else it is open.
@@ -61,6 +63,7 @@ impl ServerConfig {
             tls_key: None,
             plans: crate::accounts::plans::Plans::default(),
             redis_url: None,
+            redis_down: crate::accounts::ratelimit::RedisDown::FailOpen,
             storage: crate::storage::hosted::StorageSettings::default(),
             metrics_token: None,
         }

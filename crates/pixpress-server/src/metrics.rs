@@ -18,9 +18,10 @@ pub const BYTES_SAVED: &str = "pixpress_bytes_saved_total";
 pub const REFUSALS: &str = "pixpress_refusals_total";
 pub const QUEUE_DEPTH: &str = "pixpress_queue_depth";
 pub const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+pub const RATELIMIT_BACKEND_ERRORS: &str = "pixpress_ratelimit_backend_errors_total";
 
 /// Every exported metric name, for the README and the docs test.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     HTTP_REQUESTS,
     HTTP_DURATION,
     STEP_DURATION,
@@ -30,6 +31,7 @@ pub const NAMES: [&str; 9] = [
     REFUSALS,
     QUEUE_DEPTH,
     RESIDENT_MEMORY,
+    RATELIMIT_BACKEND_ERRORS,
 ];
 
 /// Histogram buckets in seconds: 1 ms to 2 min, enough for a thumbnail and for a 100 MP AVIF.
@@ -125,6 +127,10 @@ fn describe() {
         REFUSALS,
         "Requests refused by the plan: rate limit or monthly quota"
     );
+    describe_counter!(
+        RATELIMIT_BACKEND_ERRORS,
+        "Rate-limit checks that could not reach Redis, by the --redis-down policy applied"
+    );
     describe_gauge!(
         QUEUE_DEPTH,
         "Images waiting for a worker slot or memory budget"
@@ -185,6 +191,11 @@ pub fn record_bytes(input: u64, outputs: impl IntoIterator<Item = (u64, u64)>) {
 
 pub fn record_refusal(reason: Refusal) {
     counter!(REFUSALS, "reason" => reason.label()).increment(1);
+}
+
+/// A rate-limit check that could not reach Redis; `policy`: `fail_open` or `fail_closed`.
+pub fn record_ratelimit_backend_error(policy: &'static str) {
+    counter!(RATELIMIT_BACKEND_ERRORS, "policy" => policy).increment(1);
 }
 
 pub fn set_queue_depth(waiting: usize) {

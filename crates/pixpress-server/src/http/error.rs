@@ -79,7 +79,8 @@ error_codes! {
     InternalError => "internal_error": "500: a bug or an environment failure; quote the request id.",
     Overloaded => "overloaded": "503: this instance is busy or cannot reach its database or store; retry after `Retry-After`.",
     RateLimited => "rate_limited": "429: the key's requests per second are used up; retry after `Retry-After`.",
-    QuotaExceeded => "quota_exceeded": "429: the key's monthly byte quota is used up (hard-quota plans).",
+    QuotaExceeded => "quota_exceeded": "429: the key's monthly byte quota is used up, or this input does not fit in what is left (hard-quota plans; bytes held by requests in progress count until they finish).",
+    RateLimiterUnavailable => "rate_limiter_unavailable": "503: Redis, which holds the rate limits, cannot be reached and the server runs with `--redis-down fail-closed`; retry after `Retry-After`.",
     ExportFailed => "export_failed": "502: a `*_store` export was refused by the store; `details.hosted` is the answer the request would have had.",
 }
 
@@ -286,7 +287,7 @@ fn tinify_kind(native: ErrorCode) -> &'static str {
         ErrorCode::NotFound => "Not found",
         ErrorCode::NotSupportedYet => "NotSupportedYet",
         ErrorCode::ExportFailed => "Store failed",
-        ErrorCode::Overloaded => "ServiceUnavailable",
+        ErrorCode::Overloaded | ErrorCode::RateLimiterUnavailable => "ServiceUnavailable",
         ErrorCode::InternalError => "InternalServerError",
         _ => "BadRequest",
     }
@@ -346,6 +347,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::QuotaExceeded {
                 quota,
                 used,
+                reserved,
                 decision,
                 ..
             } => Self::new(
@@ -353,7 +355,15 @@ impl From<ServiceError> for ApiError {
                 ErrorCode::QuotaExceeded,
                 message,
             )
-            .with_details(json!({ "quota_bytes": quota, "used_bytes": used }))
+            .with_details(json!({
+                "quota_bytes": quota, "used_bytes": used, "reserved_bytes": reserved
+            }))
+            .with_rate_headers(&decision),
+            ServiceError::RateLimiterUnavailable { decision } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RateLimiterUnavailable,
+                message,
+            )
             .with_rate_headers(&decision),
             ServiceError::Fetch(e) => e.into(),
             ServiceError::Core(e) => e.into(),
@@ -766,6 +776,7 @@ mod tests {
             plan: "free".into(),
             quota: 100,
             used: 90,
+            reserved: 5,
             decision: refused_decision(),
         })
         .await;
@@ -773,7 +784,18 @@ mod tests {
         assert_eq!(body["error"]["code"], ErrorCode::QuotaExceeded.as_str());
         assert_eq!(body["error"]["details"]["quota_bytes"], 100);
         assert_eq!(body["error"]["details"]["used_bytes"], 90);
+        assert_eq!(body["error"]["details"]["reserved_bytes"], 5);
         assert!(headers.contains_key("ratelimit-limit"));
+
+        let (status, headers, body) = answer(ServiceError::RateLimiterUnavailable {
+            decision: Decision::unavailable(3),
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "rate_limiter_unavailable");
+        assert_eq!(headers["retry-after"], "1");
+        assert_eq!(headers["ratelimit-limit"], "3");
+        assert_eq!(headers["ratelimit-remaining"], "0");
 
         let (status, headers, _) = answer(AdmissionError::Overloaded).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::accounts::ratelimit::Decision;
-use crate::accounts::usage::UsageReport;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
@@ -86,7 +85,13 @@ async fn optimize_url_in(
     value: &Value,
     dialect: Dialect,
 ) -> Result<Response, ApiError> {
-    let options = parse_options(value, Endpoint::Url, dialect)?;
+    let options = match parse_options(value, Endpoint::Url, dialect) {
+        Ok(options) => options,
+        Err(e) => {
+            let key = key_from(headers, query, raw_key(value, dialect).as_deref());
+            return Err(with_peeked_rate(service, key, e).await);
+        }
+    };
     let admitted = service
         .admit(key_from(headers, query, options.api_key.as_deref()))
         .await?;
@@ -154,9 +159,18 @@ pub async fn optimize_upload(
         Some(key) => Some(service.admit(Some(key)).await?),
         None => None,
     };
-    let parts = upload::read_parts(multipart, service.fetcher.max_bytes()).await?;
+    // A body that cannot be read answers with the rate state of a key admitted before it.
+    let with_early_rate = |e: ApiError| match &early {
+        Some(admitted) => e.with_rate_headers(&admitted.rate),
+        None => e,
+    };
+    let parts = upload::read_parts(multipart, service.fetcher.max_bytes())
+        .await
+        .map_err(|e| with_early_rate(e.into()))?;
     let value = match &parts.data {
-        Some(text) => Some(options::parse_json_body(text.as_bytes())?),
+        Some(text) => {
+            Some(options::parse_json_body(text.as_bytes()).map_err(|e| with_early_rate(e.into()))?)
+        }
         None => None,
     };
     let dialect = value.as_ref().map_or(Dialect::Native, kraken::dialect_of);
@@ -174,9 +188,18 @@ async fn optimize_upload_in(
     value: Option<Value>,
     dialect: Dialect,
 ) -> Result<Response, ApiError> {
-    let options = match value {
-        Some(value) => parse_options(&value, Endpoint::Upload, dialect)?,
-        None => ParsedOptions::default(),
+    let parsed = match &value {
+        Some(value) => parse_options(value, Endpoint::Upload, dialect),
+        None => Ok(ParsedOptions::default()),
+    };
+    let options = match (parsed, &early) {
+        (Ok(options), _) => options,
+        (Err(e), Some(admitted)) => return Err(e.with_rate_headers(&admitted.rate)),
+        (Err(e), None) => {
+            let raw = value.as_ref().and_then(|v| raw_key(v, dialect));
+            let key = key_from(headers, query, raw.as_deref());
+            return Err(with_peeked_rate(service, key, e).await);
+        }
     };
     let admitted = match early {
         Some(admitted) => admitted,
@@ -195,6 +218,38 @@ async fn optimize_upload_in(
     };
     let file_name = parts.file_name.unwrap_or_default();
     respond(outcome, &admitted.rate, dialect, &file_name)
+}
+
+/// The key inside options that failed to parse, where the dialect puts it.
+fn raw_key(value: &Value, dialect: Dialect) -> Option<String> {
+    match dialect {
+        Dialect::Native => value
+            .get("api_key")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        Dialect::Kraken => kraken::auth_key(value).ok().flatten(),
+    }
+}
+
+/// A mistake found before admission still answers with the rate-limit state of the key the
+/// request carries, when that key is valid (peeked: the mistake is not counted).
+async fn with_peeked_rate(service: &Service, key: Option<&str>, error: ApiError) -> ApiError {
+    if key.is_none() {
+        return error;
+    }
+    match service.peek_rate(key).await {
+        Some(decision) => error.with_rate_headers(&decision),
+        None => error,
+    }
+}
+
+/// Answers `body` as JSON with the key's rate-limit headers, when there are any.
+fn json_with_rate(body: impl serde::Serialize, rate: Option<&Decision>) -> Response {
+    let mut response = Json(body).into_response();
+    if let Some(decision) = rate {
+        rate_headers(decision, response.headers_mut());
+    }
+    response
 }
 
 /// The options read by the dialect's reader.
@@ -236,7 +291,7 @@ fn respond(
 pub async fn user_status(
     State(service): State<Service>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     user_status_in(&service, body)
         .await
         .map_err(|e| e.in_dialect(Dialect::Kraken))
@@ -245,11 +300,12 @@ pub async fn user_status(
 async fn user_status_in(
     service: &Service,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let value = options::parse_json_body(&body?)?;
     let key = kraken::auth_key(&value)?;
-    let report = service.usage_report(key.as_deref()).await?;
-    Ok(Json(kraken::user_status(&report)))
+    let reported = service.usage_report(key.as_deref()).await?;
+    let body = kraken::user_status(&reported.report);
+    Ok(json_with_rate(body, reported.rate.as_ref()))
 }
 
 /// `GET /v1/usage`: this month's usage of the presented key.
@@ -266,12 +322,12 @@ pub async fn usage_report(
     State(service): State<Service>,
     query: Result<Query<KeyQuery>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Json<UsageReport>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let report = service
+    let reported = service
         .usage_report(key_from(&headers, &query, None))
         .await?;
-    Ok(Json(report))
+    Ok(json_with_rate(reported.report, reported.rate.as_ref()))
 }
 
 /// `GET /v1/images/{id}.{ext}`: a redirect to the store (`--storage-redirect`), a 304 for a

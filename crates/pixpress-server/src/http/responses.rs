@@ -41,7 +41,7 @@ pub enum OptimiseResponses {
     /// `export_failed`: a `*_store` refused the write; `details.hosted` is the answer.
     #[response(status = 502)]
     BadGateway(ErrorBody),
-    /// `overloaded` (with `Retry-After`).
+    /// `overloaded`, `rate_limiter_unavailable` (with `Retry-After`).
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }

@@ -29,14 +29,19 @@ pub enum ServiceError {
         per_second: u32,
         decision: Decision,
     },
-    /// A hard monthly quota is used up, or this input would go past it.
-    #[error("the {plan} plan's monthly quota of {quota} bytes is used up ({used} bytes this month); it renews on the 1st (UTC) or upgrade the plan")]
+    /// A hard monthly quota is used up, or this input would go past it: `used` is billed this
+    /// month, `reserved` held by requests still in progress.
+    #[error("the {plan} plan's monthly quota of {quota} bytes is used up ({used} bytes this month, {reserved} more held by requests in progress); it renews on the 1st (UTC) or upgrade the plan")]
     QuotaExceeded {
         plan: String,
         quota: u64,
         used: u64,
+        reserved: u64,
         decision: Decision,
     },
+    /// Redis, which holds the rate limits, cannot be reached and the policy is fail-closed.
+    #[error("the rate limiter is unavailable; retry after the Retry-After delay")]
+    RateLimiterUnavailable { decision: Decision },
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]

@@ -1,17 +1,19 @@
 //! The optimise service: one request, in the order the README gives —
-//! key → rate limit → quota ([`Service::admit`]), then fetch → pipeline → host → export → meter
-//! ([`Service::optimise`]). The two halves are separate because an upload's key may arrive
-//! before the upload is read (checked first) or inside it (checked once the parts are read).
-//! The hard quota is read once, at admission; the input's size is compared with what was left
-//! once the input is in hand. Metering follows from how far the request got: once its outputs
-//! are hosted the work was done, so it is metered even when an export then fails.
+//! key → rate limit → quota ([`Service::admit`]), then fetch → reserve → pipeline → host →
+//! export → meter ([`Service::optimise`]). The two halves are separate because an upload's key
+//! may arrive before the upload is read (checked first) or inside it (checked once the parts are
+//! read). Admission refuses a key whose hard quota is already used up, before any input is read;
+//! once the input's size is known its bytes are reserved against the quota atomically (exact
+//! under any concurrency, on any number of instances), committed once the outputs are hosted
+//! and released on every failure before that. Once its outputs are hosted the work was done,
+//! so a request is metered even when an export then fails.
 
 use bytes::Bytes;
 use pixpress_core::{Output, Warning};
 
 use crate::accounts::keys::{self, Verdict};
-use crate::accounts::ratelimit::Decision;
-use crate::accounts::usage::{self, Headroom};
+use crate::accounts::ratelimit::{Decision, RateLimitError};
+use crate::accounts::usage::{self, Headroom, Reservation, Reserved};
 use crate::metrics::{self, Refusal, Step};
 use crate::service::admission::predicted_mib;
 use crate::service::answer::{build_response, Answer, MultiResponse, OptimizeResponse};
@@ -33,25 +35,18 @@ pub struct Admitted {
     pub caller: Caller,
     /// The rate limiter's decision, for the `RateLimit-*` headers of whatever the answer is.
     pub rate: Decision,
-    /// What is left of a hard monthly quota; None when the plan goes on past its quota.
+    /// A hard monthly quota as it stood at admission; None when the plan goes on past it.
     quota: Option<Headroom>,
 }
 
 impl Admitted {
-    /// Refuses an input that would take a hard quota past its end.
-    fn check_fits(&self, bytes: u64) -> Result<(), ServiceError> {
-        match self.quota {
-            Some(headroom) if !headroom.fits(bytes) => Err(self.quota_exceeded(headroom)),
-            _ => Ok(()),
-        }
-    }
-
-    fn quota_exceeded(&self, headroom: Headroom) -> ServiceError {
+    fn quota_exceeded(&self, quota: u64, used: u64, reserved: u64) -> ServiceError {
         metrics::record_refusal(Refusal::Quota);
         ServiceError::QuotaExceeded {
             plan: self.caller.plan.clone(),
-            quota: headroom.quota,
-            used: headroom.used,
+            quota,
+            used,
+            reserved,
             decision: self.rate,
         }
     }
@@ -68,6 +63,21 @@ impl Service {
         }
     }
 
+    /// The rate-limit state of a key without counting a request, for the headers of answers the
+    /// limit does not decide: a mistake found before admission, a usage report. None when the
+    /// key does not pass or Redis cannot be reached.
+    pub async fn peek_rate(&self, key: Option<&str>) -> Option<Decision> {
+        let caller = self.authenticate(key).await.ok()?;
+        self.peek_caller_rate(&caller).await
+    }
+
+    pub async fn peek_caller_rate(&self, caller: &Caller) -> Option<Decision> {
+        let allowance = self.plans.get(&caller.plan);
+        self.limiter
+            .peek(&caller.id, allowance.requests_per_second)
+            .await
+    }
+
     /// key → rate limit → quota: everything checked before a byte of input is fetched or read.
     pub async fn admit(&self, key: Option<&str>) -> Result<Admitted, ServiceError> {
         let caller = self.authenticate(key).await?;
@@ -75,7 +85,15 @@ impl Service {
         let rate = self
             .limiter
             .check(&caller.id, allowance.requests_per_second)
-            .await;
+            .await
+            .map_err(|e| ServiceError::RateLimiterUnavailable {
+                decision: match e {
+                    RateLimitError::Unavailable { decision, .. } => decision,
+                    RateLimitError::Redis(_) => {
+                        Decision::unavailable(allowance.requests_per_second)
+                    }
+                },
+            })?;
         if !rate.allowed {
             metrics::record_refusal(Refusal::RateLimit);
             return Err(ServiceError::RateLimited {
@@ -101,9 +119,43 @@ impl Service {
             quota,
         };
         match admitted.quota {
-            Some(headroom) if headroom.exhausted() => Err(admitted.quota_exceeded(headroom)),
+            Some(h) if h.exhausted() => Err(admitted.quota_exceeded(h.quota, h.used, 0)),
             _ => Ok(admitted),
         }
+    }
+
+    /// Holds `bytes` against a hard quota before any work; None for plans without one.
+    async fn reserve(
+        &self,
+        admitted: &Admitted,
+        bytes: u64,
+    ) -> Result<Option<Reservation>, ServiceError> {
+        let Some(headroom) = admitted.quota else {
+            return Ok(None);
+        };
+        let reserved = usage::reserve(&self.db, &admitted.caller.id, bytes, headroom.quota)
+            .await
+            .map_err(ServiceError::UsageLookup)?;
+        match reserved {
+            Reserved::Granted(reservation) => Ok(Some(reservation)),
+            Reserved::Refused { used, reserved } => {
+                Err(admitted.quota_exceeded(headroom.quota, used, reserved))
+            }
+        }
+    }
+
+    /// Bills a request whose outputs were hosted: its reservation, or one upsert.
+    async fn meter(
+        &self,
+        admitted: &Admitted,
+        reservation: Option<Reservation>,
+        bytes: u64,
+    ) -> Result<(), ServiceError> {
+        match reservation {
+            Some(reservation) => reservation.commit().await,
+            None => usage::record(&self.db, &admitted.caller.id, bytes).await,
+        }
+        .map_err(ServiceError::Metering)
     }
 
     /// fetch → pipeline → host → export → meter, for a caller [`Service::admit`] let through.
@@ -133,12 +185,19 @@ impl Service {
         job: Job,
     ) -> Result<Answer, ServiceError> {
         let size = input.len() as u64;
-        admitted.check_fits(size)?;
+        let reservation = self.reserve(admitted, size).await?;
         let stores = job.stores.clone();
         let mut items = Vec::new();
-        let answer = self
+        let hosted = self
             .process_and_host(&admitted.caller.id, input, job, &mut items)
-            .await?;
+            .await;
+        let answer = match hosted {
+            Ok(answer) => answer,
+            Err(e) => {
+                release(reservation).await;
+                return Err(e);
+            }
+        };
         record_bytes(size, &answer);
         let exported = if stores.is_empty() {
             Ok(answer)
@@ -146,9 +205,7 @@ impl Service {
             timed(Step::Export, self.export(&stores, answer, items)).await
         };
         // Hosted outputs cost the work and are kept even when an export failed: meter them.
-        usage::record(&self.db, &admitted.caller.id, size)
-            .await
-            .map_err(ServiceError::Metering)?;
+        self.meter(admitted, reservation, size).await?;
         exported
     }
 
@@ -244,6 +301,15 @@ impl Service {
                 error,
                 hosted: Box::new(answer),
             }),
+        }
+    }
+}
+
+/// Gives a failed request's reserved bytes back. Should that fail too, the lease does it.
+async fn release(reservation: Option<Reservation>) {
+    if let Some(reservation) = reservation {
+        if let Err(e) = reservation.release().await {
+            tracing::warn!("releasing a quota reservation (its lease will): {e}");
         }
     }
 }
@@ -505,6 +571,38 @@ mod tests {
         usage::record(&service.db, &admitted.caller.id, 10)
             .await
             .unwrap();
+        assert!(matches!(
+            service.admit(Some(&key)).await,
+            Err(ServiceError::QuotaExceeded { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_the_reservation_gives_the_bytes_back() {
+        let exact = PlanOverride {
+            bytes_per_month: Some(PNG.len() as u64),
+            requests_per_second: Some(100),
+        };
+        let (dir, service) = service(exact).await;
+        let key = free_key(&service).await;
+        // Not an image, but the PNG's size: each reserves the whole quota, then fails.
+        let garbage = Bytes::from(vec![0u8; PNG.len()]);
+        for _ in 0..3 {
+            let admitted = service.admit(Some(&key)).await.unwrap();
+            let refused = service
+                .optimise(&admitted, Input::Upload(garbage.clone()), Job::default())
+                .await
+                .unwrap_err();
+            assert!(matches!(refused, ServiceError::Core(_)), "{refused}");
+        }
+        let admitted = service.admit(Some(&key)).await.unwrap();
+        service
+            .optimise(&admitted, upload(), Job::default())
+            .await
+            .unwrap();
+        assert_eq!(hosted_files(&dir), 1);
+        let used = metered(&service, &key).await;
+        assert_eq!((used.bytes, used.requests), (PNG.len() as u64, 1));
         assert!(matches!(
             service.admit(Some(&key)).await,
             Err(ServiceError::QuotaExceeded { .. })
