@@ -28,7 +28,7 @@ type KeyLimiter = Governor<
 /// Each key's limiter, with the rate it was built for (a plan change rebuilds it).
 type KeyLimiters = Mutex<HashMap<String, KeyState>>;
 
-struct KeyState {
+pub struct KeyState {
     per_second: u32,
     limiter: Arc<KeyLimiter>,
     /// When the full burst is back, as of the last check: what [`RateLimiter::peek`] reports.

@@ -88,7 +88,8 @@ async fn optimize_url_in(
     let options = match parse_options(value, Endpoint::Url, dialect) {
         Ok(options) => options,
         Err(e) => {
-            let key = key_from(headers, query, raw_key(value, dialect).as_deref());
+            let raw = raw_key(value, dialect);
+            let key = key_from(headers, query, raw.as_deref());
             return Err(with_peeked_rate(service, key, e).await);
         }
     };
