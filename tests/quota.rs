@@ -163,7 +163,13 @@ async fn exactly_n_of_3n(backend: Backend) {
     let db = matches!(backend, Backend::Postgres).then(fresh_postgres);
     let extra = db.as_deref().map(postgres_args).unwrap_or_default();
     let server = start(quota_for_n(size), 10_000, &extra);
-    let (ok, refused) = fire(&[server.base.clone()], &server.key, &file, 3 * N as usize).await;
+    let (ok, refused) = fire(
+        std::slice::from_ref(&server.base),
+        &server.key,
+        &file,
+        3 * N as usize,
+    )
+    .await;
     assert_eq!(
         (ok, refused),
         (N, 2 * N),
