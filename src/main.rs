@@ -150,6 +150,38 @@ struct ServeArgs {
     /// Answer GET /v1/images/… with a 307 to a presigned store URL instead of streaming.
     #[arg(long, env = "PIXPRESS_STORAGE_REDIRECT")]
     storage_redirect: bool,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+}
+
+/// Slow and idle clients (README "Slow clients and connections").
+#[derive(Args, Debug)]
+struct ConnectionArgs {
+    /// Longest wait for a TLS handshake, a request's headers or, on a kept-alive connection,
+    /// the next request; then the connection is closed.
+    #[arg(long, env = "PIXPRESS_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+    /// Slowest request body in bytes/s, averaged from its start once --body-rate-grace has
+    /// passed; slower is a 408 and the connection closes (0: no minimum).
+    #[arg(long, env = "PIXPRESS_BODY_MIN_RATE", default_value_t = 16 * 1024)]
+    body_min_rate: u64,
+    /// How long a request body may take before --body-min-rate applies.
+    #[arg(long, env = "PIXPRESS_BODY_RATE_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    body_rate_grace: Duration,
+    /// Connections open at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "PIXPRESS_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: u32,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> pixpress_server::conn::ConnectionLimits {
+        pixpress_server::conn::ConnectionLimits {
+            header_timeout: self.header_timeout,
+            body_min_rate: self.body_min_rate,
+            body_rate_grace: self.body_rate_grace,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,6 +272,7 @@ async fn serve(state: StateArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
     config.metrics_token = args.metrics_token;
+    config.connections = args.connections.limits();
     if let Some(workers) = args.workers {
         config.workers = workers;
     }

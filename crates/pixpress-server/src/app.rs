@@ -1,8 +1,9 @@
 //! Start-up wiring, the one place `anyhow` is allowed: opens the database, the result store,
 //! the fetcher, exporter and rate limiter, builds the [`Service`], prints a first key when there
 //! is none, starts the background sweep and serves the router (HTTP or HTTPS) until a shutdown
-//! signal. Instances keep no state of their own beyond caches: keys and result records are in
-//! the database, result bytes in the result store.
+//! signal, through `conn`'s accept loop (deadlines, connection cap). Instances keep no state
+//! of their own beyond caches: keys and result records are in the database, result bytes in
+//! the result store.
 
 use std::net::SocketAddr;
 
@@ -11,9 +12,11 @@ use pixpress_core::Limits;
 use crate::accounts::keys;
 use crate::accounts::ratelimit::RateLimiter;
 use crate::config::ServerConfig;
+use crate::conn;
 use crate::db::{self, Db};
 use crate::fetch::client::Fetcher;
 use crate::fetch::guard::AddressPolicy;
+use crate::http::deadline::{self, MinRate};
 use crate::http::router::router;
 use crate::service::admission::WorkGate;
 use crate::service::Service;
@@ -27,6 +30,7 @@ pub async fn open_database(config: &ServerConfig) -> anyhow::Result<Db> {
 }
 
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    config.connections.check()?;
     let db = open_database(&config).await?;
     let store = ObjectStore::open(&config.storage, &config.data_dir.join("results"))?;
     let results = ResultStore::new(store, config.result_ttl);
@@ -71,33 +75,25 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     };
     tokio::spawn(results.sweep_forever(db, config.sweep_interval));
     crate::metrics::install()?;
+    let limits = config.connections;
+    let min_rate = MinRate {
+        bytes_per_second: limits.body_min_rate,
+        grace: limits.body_rate_grace,
+    };
     let app = router(
         service,
         config.max_input_bytes,
         config.metrics_token.clone(),
-    );
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        min_rate,
+        deadline::middleware,
+    ));
     println!("pixpress listening on {public_url}");
     tracing::info!(address = %bound, scheme, "listening");
-    match tls {
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let on_signal = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(60)));
-            });
-            axum_server::from_tcp_rustls(listener, tls)
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await?;
-        }
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
-        }
-    }
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let tls = tls.map(|tls| http1_only(&tls));
+    conn::serve(listener, tls, app, limits, shutdown_signal()).await;
     tracing::info!("shut down cleanly");
     Ok(())
 }
@@ -111,6 +107,14 @@ fn public_url(config: &ServerConfig, scheme: &str, bound: SocketAddr) -> String 
         Some(url) => url.trim_end_matches('/').to_string(),
         None => format!("{scheme}://{bound}"),
     }
+}
+
+/// The rustls settings with ALPN offering HTTP/1.1 alone, the only protocol `conn` serves
+/// (clients that would prefer h2 fall back to it).
+fn http1_only(tls: &axum_server::tls_rustls::RustlsConfig) -> tokio_rustls::TlsAcceptor {
+    let mut settings = rustls::ServerConfig::clone(&tls.get_inner());
+    settings.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(settings))
 }
 
 /// HTTPS with rustls (ring): TLS 1.2 and 1.3 only, as rustls offers nothing older.

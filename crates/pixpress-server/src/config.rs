@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub storage: crate::storage::hosted::StorageSettings,
     /// When set, `GET /metrics` needs it as `Authorization: Bearer`; else it is open.
     pub metrics_token: Option<String>,
+    /// Header, idle and body deadlines and the connection cap (README "Slow clients").
+    pub connections: crate::conn::ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -66,6 +68,7 @@ impl ServerConfig {
             redis_down: crate::accounts::ratelimit::RedisDown::FailOpen,
             storage: crate::storage::hosted::StorageSettings::default(),
             metrics_token: None,
+            connections: crate::conn::ConnectionLimits::default(),
         }
     }
 }

@@ -13,11 +13,13 @@
 //! - `metrics`: the Prometheus names and the recorder, called by `service` and the `http`
 //!   middleware.
 //!
-//! `app` wires them at start-up; `config` is what the binary fills in.
+//! `app` wires them at start-up; `config` is what the binary fills in; `conn` is the accept
+//! loop (connection cap, header and idle deadlines) both listeners share.
 
 pub mod accounts;
 pub mod app;
 pub mod config;
+pub mod conn;
 pub mod db;
 pub mod fetch;
 pub mod http;

@@ -82,6 +82,7 @@ error_codes! {
     QuotaExceeded => "quota_exceeded": "429: the key's monthly byte quota is used up, or this input does not fit in what is left (hard-quota plans; bytes held by requests in progress count until they finish).",
     RateLimiterUnavailable => "rate_limiter_unavailable": "503: Redis, which holds the rate limits, cannot be reached and the server runs with `--redis-down fail-closed`; retry after `Retry-After`.",
     ExportFailed => "export_failed": "502: a `*_store` export was refused by the store; `details.hosted` is the answer the request would have had.",
+    RequestTimeout => "request_timeout": "408: the request body arrived slower than the server's minimum rate (`--body-min-rate` after `--body-rate-grace`); the connection is closed.",
 }
 
 /// Which API's shape a request speaks, so its errors answer in the same shape.
@@ -165,6 +166,29 @@ impl ApiError {
             format!("the image is larger than the limit of {limit} bytes"),
         )
         .with_details(json!({ "limit_bytes": limit }))
+    }
+
+    /// 408 for a body slower than the minimum rate; the connection closes after it, as the
+    /// rest of the body is not going to be read.
+    pub fn body_too_slow(bytes_per_second: u64, grace: std::time::Duration) -> Self {
+        let mut error = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body arrived slower than {bytes_per_second} bytes per second \
+                 (averaged from its start, once {} s had passed)",
+                grace.as_secs_f64()
+            ),
+        )
+        .with_details(json!({
+            "min_bytes_per_second": bytes_per_second,
+            "grace_seconds": grace.as_secs_f64(),
+        }));
+        error
+            .headers
+            .get_or_insert_with(Default::default)
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        error
     }
 
     /// 503: this instance cannot serve right now (a `Retry-After` is added on the way out).

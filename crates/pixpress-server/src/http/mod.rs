@@ -5,7 +5,9 @@
 //! Tinify / TinyPNG dialect's routes and shapes), `upload` (the multipart body), `request_id`,
 //! `rate_headers`, `openapi` (the OpenAPI document) and `route_metrics` (per-route metrics);
 //! `playground`, the page at `GET /`.
+//! `deadline`: the request body's minimum rate (a slow body is a 408).
 
+pub mod deadline;
 pub mod error;
 pub mod handlers;
 pub mod kraken;
