@@ -553,12 +553,16 @@ unsafe fn compare_output(
         ));
     }
     let transform = geometry.transform;
-    let source_comps = components(d);
+    let tables: Vec<Option<[u16; 64]>> = components(d)
+        .iter()
+        .map(|comp| {
+            comp.quant_table
+                .as_ref()
+                .map(|t| transform.quant_table(&t.quantval))
+        })
+        .collect();
     for (ci, layout) in layouts.iter().enumerate() {
-        let want = source_comps[ci]
-            .quant_table
-            .as_ref()
-            .map(|t| transform.quant_table(&t.quantval));
+        let want = tables[ci];
         let got = components(o)[ci].quant_table.as_ref().map(|t| t.quantval);
         if want.is_none() || want != got {
             return Err(format!("component {ci}: the quantisation table differs"));
