@@ -18,6 +18,7 @@ pub const ALPHA_FLATTENED: &str = "alpha_flattened";
 pub const QUALITY_TARGET_NOT_REACHED: &str = "quality_target_not_reached";
 pub const PALETTE_BELOW_TARGET: &str = "palette_below_target";
 pub const METADATA_NOT_KEPT: &str = "metadata_not_kept";
+pub const EDGE_TRIMMED_FOR_LOSSLESS_ROTATION: &str = "edge_trimmed_for_lossless_rotation";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Warning {

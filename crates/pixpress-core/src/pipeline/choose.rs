@@ -5,6 +5,7 @@
 use super::encode::Encoded;
 use super::job::{Job, Sizes};
 use super::plan::{OutputPlan, Plan};
+use super::probe;
 use super::transform::Pixels;
 use crate::format::ImageFormat;
 use crate::warning::{self, Warning};
@@ -45,7 +46,9 @@ pub fn run(
     warnings.extend(output.warnings.iter().cloned());
     let oriented = job.probe.oriented_dimensions();
     let candidate = Candidate {
-        size: pixels.dimensions().unwrap_or(oriented),
+        size: pixels
+            .dimensions()
+            .unwrap_or_else(|| recoded_size(job, &encoded.bytes)),
         quality: encoded.quality,
         ssimulacra2: encoded.ssimulacra2,
         bytes: encoded.bytes,
@@ -79,6 +82,14 @@ pub fn run(
     }
 }
 
+/// The size of a lossless re-code, from its own header: the input's, except where a lossless
+/// JPEG rotation dropped partial edge blocks.
+fn recoded_size(job: &Job<'_>, bytes: &[u8]) -> (u32, u32) {
+    probe::run(bytes, job.limits)
+        .map(|p| p.oriented_dimensions())
+        .unwrap_or_else(|_| job.probe.oriented_dimensions())
+}
+
 /// What an output is made of before the never-larger rule has had its say.
 struct Candidate {
     bytes: Vec<u8>,
@@ -106,7 +117,10 @@ fn original_competes(job: &Job<'_>, plan: &Plan) -> bool {
 /// turned upright, so the warning that says they were is dropped.
 fn original(job: &Job<'_>, candidate: Candidate) -> Chosen {
     let mut warnings = candidate.warnings;
-    warnings.retain(|w| w.code != warning::EXIF_ORIENTATION_APPLIED);
+    warnings.retain(|w| {
+        w.code != warning::EXIF_ORIENTATION_APPLIED
+            && w.code != warning::EDGE_TRIMMED_FOR_LOSSLESS_ROTATION
+    });
     warnings.push(Warning::new(
         warning::ORIGINAL_RETURNED_NOT_SMALLER,
         format!(

@@ -1,11 +1,12 @@
 //! The encode step for the lossless shortcut (no resize, no conversion, `lossy: false`): make
 //! the same image smaller in its own format without changing a pixel. JPEG is re-coded from its DCT
 //! coefficients, PNG goes through oxipng, GIF is re-coded from its palette indices, a still WebP
-//! through libwebp's lossless mode (decoded and compared before it is accepted). Pixels are not
-//! rotated here, so EXIF orientation and the ICC profile stay with them.
+//! through libwebp's lossless mode (decoded and compared before it is accepted). A JPEG's EXIF
+//! orientation is applied losslessly in the DCT domain (partial edge blocks trimmed); the other
+//! formats keep their pixels as stored, so their orientation and ICC profile stay with them.
 
 use super::encoded::Encoded;
-use crate::codec::jpeg_lossless::{self, Keep};
+use crate::codec::jpeg_lossless::{self, Keep, Rotation};
 use crate::codec::{gif as gif_codec, png, webp};
 use crate::error::CoreError;
 use crate::format::ImageFormat;
@@ -58,18 +59,52 @@ fn jpeg_lossless_recode(input: &[u8], probe: &Probe, keep: Metadata) -> Result<E
         exif: keep.keep_exif(),
         xmp: keep.xmp,
     };
-    let bytes = jpeg_lossless::transcode(input, orientation, keep)?;
-    let mut warnings = Vec::new();
-    if orientation != 1 {
-        warnings.push(Warning::new(
+    let recoded = jpeg_lossless::transcode(input, orientation, keep)?;
+    let warnings = rotation_warnings(orientation, recoded.rotation);
+    Ok(same_size(probe, recoded.bytes, warnings))
+}
+
+/// What the caller is told about the EXIF orientation of a lossless JPEG re-code.
+fn rotation_warnings(orientation: u8, rotation: Rotation) -> Vec<Warning> {
+    match rotation {
+        Rotation::Upright => Vec::new(),
+        Rotation::KeptAsTag => vec![Warning::new(
             warning::EXIF_ORIENTATION_KEPT_AS_TAG,
             format!(
-                "lossless mode keeps the pixels as stored; EXIF orientation {orientation} is kept \
-                 as a tag so viewers still show the image upright"
+                "the image is smaller than one JPEG block group along an axis EXIF orientation \
+                 {orientation} reverses, so its pixels cannot be turned losslessly; the \
+                 orientation is kept as a tag so viewers still show the image upright"
             ),
-        ));
+        )],
+        Rotation::Applied {
+            trimmed_columns,
+            trimmed_rows,
+            imcu_width,
+            imcu_height,
+            width,
+            height,
+        } => {
+            let mut warnings = vec![Warning::new(
+                warning::EXIF_ORIENTATION_APPLIED,
+                format!(
+                    "EXIF orientation {orientation} was applied to the pixels losslessly (in the \
+                     DCT domain) and the tag reset"
+                ),
+            )];
+            if trimmed_columns > 0 || trimmed_rows > 0 {
+                warnings.push(Warning::new(
+                    warning::EDGE_TRIMMED_FOR_LOSSLESS_ROTATION,
+                    format!(
+                        "the stored image's last {trimmed_columns} pixel column(s) and \
+                         {trimmed_rows} pixel row(s) are a partial {imcu_width}x{imcu_height} \
+                         block group that cannot be moved losslessly, so they were dropped \
+                         (as jpegtran -trim does); the output is {width}x{height}"
+                    ),
+                ));
+            }
+            warnings
+        }
     }
-    Ok(same_size(probe, bytes, warnings))
 }
 
 fn png_lossless(input: &[u8], probe: &Probe, keep: Metadata) -> Result<Encoded, CoreError> {
