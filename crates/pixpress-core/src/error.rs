@@ -40,6 +40,9 @@ pub enum CoreError {
     /// An encoder failed on pixels it was given: a bug on our side, not the client's.
     #[error("encoding failed: {0}")]
     Encode(String),
+
+    #[error("lossless check failed: {0}")]
+    LosslessCheckFailed(String),
 }
 
 impl CoreError {
