@@ -19,6 +19,10 @@ pub const QUALITY_TARGET_NOT_REACHED: &str = "quality_target_not_reached";
 pub const PALETTE_BELOW_TARGET: &str = "palette_below_target";
 pub const METADATA_NOT_KEPT: &str = "metadata_not_kept";
 pub const EDGE_TRIMMED_FOR_LOSSLESS_ROTATION: &str = "edge_trimmed_for_lossless_rotation";
+/// A lossless output did not decode to the input's pixels, so the input was returned instead.
+pub const LOSSLESS_CHECK_FAILED_ORIGINAL_KEPT: &str = "lossless_check_failed_original_kept";
+/// A CMYK or YCCK JPEG without an ICC profile was converted to sRGB with an assumed profile.
+pub const CMYK_PROFILE_ASSUMED: &str = "cmyk_profile_assumed";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Warning {

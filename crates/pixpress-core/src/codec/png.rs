@@ -1,6 +1,8 @@
 //! PNG: lossless through oxipng (colour type, bit depth and palette reductions, better deflate;
-//! oxipng checks its own output decodes to the same pixels), lossy through libimagequant's
-//! palette quantisation with dithering, then written as an indexed PNG and squeezed by oxipng.
+//! built with its `sanity-checks`, so oxipng decodes each result and compares its pixels, at 8
+//! bits, with its input's; the pipeline proves lossless outputs again at full depth), lossy
+//! through libimagequant's palette quantisation with dithering, then written as an indexed PNG
+//! and squeezed by oxipng.
 //! Chunks that do not affect display (text, time, EXIF) are stripped; colour chunks (iCCP, sRGB,
 //! gAMA, cHRM) are kept so the image looks the same.
 
@@ -90,9 +92,29 @@ pub fn optimize_lossless_keeping(
     if keep_all_chunks {
         options.strip = oxipng::StripChunks::None;
     }
-    let optimised = oxipng::optimize_from_memory(input, &options)
-        .map_err(|e| CoreError::Corrupt(e.to_string()))?;
+    let optimised = oxipng_checked(input, &options)?;
     Ok(zopfli_if_it_pays(optimised, &options))
+}
+
+/// oxipng's sanity check asserts, so a result whose pixels differ from its input arrives as a
+/// panic: it becomes [`CoreError::LosslessCheckFailed`] here (the pipeline then keeps the
+/// original). Any other panic is oxipng giving up on the input, as the pipeline's own panic
+/// boundary would report it.
+fn oxipng_checked(input: &[u8], options: &oxipng::Options) -> Result<Vec<u8>, CoreError> {
+    let run = std::panic::AssertUnwindSafe(|| oxipng::optimize_from_memory(input, options));
+    match std::panic::catch_unwind(run) {
+        Ok(result) => result.map_err(|e| CoreError::Corrupt(e.to_string())),
+        Err(panic) => {
+            let text = super::panic_text(panic);
+            Err(if text.contains("validate_output") {
+                CoreError::LosslessCheckFailed(format!(
+                    "the PNG output failed oxipng's pixel check ({text})"
+                ))
+            } else {
+                CoreError::Corrupt(format!("oxipng gave up on this image ({text})"))
+            })
+        }
+    }
 }
 
 /// A second oxipng pass with zopfli as the deflater, on a result small enough to finish within
@@ -108,7 +130,8 @@ fn zopfli_if_it_pays(optimised: Vec<u8>, first_pass: &oxipng::Options) -> Vec<u8
             .unwrap_or(std::num::NonZeroU64::MIN),
         ..oxipng::ZopfliOptions::default()
     });
-    match oxipng::optimize_from_memory(&optimised, &options) {
+    // A zopfli result that fails oxipng's check leaves the checked first pass in place.
+    match oxipng_checked(&optimised, &options) {
         Ok(smaller) if smaller.len() < optimised.len() => smaller,
         _ => optimised,
     }

@@ -1,6 +1,7 @@
 //! WebP through libwebp: lossy at a quality, or lossless with `exact` (colour under fully
-//! transparent pixels is kept, so "lossless" means every RGBA value). Lossless output is decoded
-//! again and compared with the source pixels before it is trusted.
+//! transparent pixels is kept, so "lossless" means every RGBA value). The pipeline decodes
+//! lossless output again and compares it with the source pixels before it is trusted
+//! (`pipeline::verify`).
 
 use image::DynamicImage;
 
@@ -56,12 +57,6 @@ fn lossless_config() -> Result<webp::WebPConfig, CoreError> {
     Ok(config)
 }
 
-/// `Ok(None)` when the round trip did not reproduce the pixels (then the caller keeps the input).
-pub fn encode_lossless_verified(image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {
-    let bytes = encode_with(image, &lossless_config()?)?;
-    Ok(same_pixels(image, &bytes).then_some(bytes))
-}
-
 fn new_config() -> Result<webp::WebPConfig, CoreError> {
     let mut config =
         webp::WebPConfig::new().map_err(|()| CoreError::Encode("libwebp config".into()))?;
@@ -81,13 +76,6 @@ fn encode_with(image: &DynamicImage, config: &webp::WebPConfig) -> Result<Vec<u8
     memory
         .map(|m| m.to_vec())
         .map_err(|e| CoreError::Encode(format!("libwebp: {e:?}")))
-}
-
-fn same_pixels(source: &DynamicImage, encoded: &[u8]) -> bool {
-    match image::load_from_memory_with_format(encoded, image::ImageFormat::WebP) {
-        Ok(decoded) => decoded.to_rgba8().as_raw() == source.to_rgba8().as_raw(),
-        Err(_) => false,
-    }
 }
 
 /// Lossy quality of an animation, or `None` for lossless frames.

@@ -1,12 +1,15 @@
 //! Step 6: the finished [`Output`] for one planned output. SPEC §5's never-larger rule lives
 //! here: without a resize or a conversion to another format, the input itself competes, and a
-//! re-encode that is not smaller gives way to it. This is the one place an [`Output`] is built.
+//! re-encode that is not smaller gives way to it. So does the lossless fallback: an output that
+//! failed its lossless proof ([`super::verify`], or the JPEG re-code's own) is replaced by the
+//! input, whatever was asked, with a warning. This is the one place an [`Output`] is built.
 
 use super::encode::Encoded;
 use super::job::{Job, Sizes};
 use super::plan::{OutputPlan, Plan};
 use super::probe;
 use super::transform::Pixels;
+use crate::error::CoreError;
 use crate::format::ImageFormat;
 use crate::warning::{self, Warning};
 
@@ -32,19 +35,26 @@ pub struct Output {
 }
 
 /// The step. Warnings come in a fixed order: those the decode shared with every output, the
-/// encoder's, then the resize geometry's.
+/// encoder's, then the resize geometry's. A failed lossless check becomes the original; any
+/// other encode error is passed on.
 pub fn run(
     job: &Job<'_>,
     plan: &Plan,
     shared_warnings: &[Warning],
     output: &OutputPlan,
     pixels: &Pixels<'_>,
-    encoded: Encoded,
-) -> Output {
+    encoded: Result<Encoded, CoreError>,
+) -> Result<Output, CoreError> {
+    let encoded = match encoded {
+        Ok(encoded) => encoded,
+        Err(CoreError::LosslessCheckFailed(why)) => {
+            return Ok(finish(job, lossless_check_failed(job, &why)))
+        }
+        Err(e) => return Err(e),
+    };
     let mut warnings = shared_warnings.to_vec();
     warnings.extend(encoded.warnings);
     warnings.extend(output.warnings.iter().cloned());
-    let oriented = job.probe.oriented_dimensions();
     let candidate = Candidate {
         size: pixels
             .dimensions()
@@ -63,10 +73,15 @@ pub fn run(
             original_returned: false,
         }
     };
+    Ok(finish(job, chosen))
+}
+
+fn finish(job: &Job<'_>, chosen: Chosen) -> Output {
     let Chosen {
         candidate,
         original_returned,
     } = chosen;
+    let oriented = job.probe.oriented_dimensions();
     Output {
         bytes: candidate.bytes,
         format: candidate.format,
@@ -113,15 +128,9 @@ fn original_competes(job: &Job<'_>, plan: &Plan) -> bool {
         && plan.target.is_none_or(|format| format == job.probe.format)
 }
 
-/// The input handed back in place of a re-encode that was not smaller. Its pixels were never
-/// turned upright, so the warning that says they were is dropped.
+/// The input handed back in place of a re-encode that was not smaller.
 fn original(job: &Job<'_>, candidate: Candidate) -> Chosen {
-    let mut warnings = candidate.warnings;
-    warnings.retain(|w| {
-        w.code != warning::EXIF_ORIENTATION_APPLIED
-            && w.code != warning::EDGE_TRIMMED_FOR_LOSSLESS_ROTATION
-    });
-    warnings.push(Warning::new(
+    let why = Warning::new(
         warning::ORIGINAL_RETURNED_NOT_SMALLER,
         format!(
             "re-encoding gave {} bytes ({}), not fewer than the input's {}; the original is returned",
@@ -129,7 +138,31 @@ fn original(job: &Job<'_>, candidate: Candidate) -> Chosen {
             candidate.format.name(),
             job.input.len()
         ),
-    ));
+    );
+    the_input(job, candidate.warnings, why)
+}
+
+/// The input handed back because the lossless output failed its check (`why`, which names
+/// the format and where the pixels differ, never pixel values). It is served whatever the
+/// request asked for, resize or format included: returning changed pixels as "lossless"
+/// would be worse. The other warnings are left out: they describe decoded, turned or resized
+/// pixels, and the input is none of those.
+fn lossless_check_failed(job: &Job<'_>, why: &str) -> Chosen {
+    let warning = Warning::new(
+        warning::LOSSLESS_CHECK_FAILED_ORIGINAL_KEPT,
+        format!("{why}; the original is returned unchanged"),
+    );
+    the_input(job, Vec::new(), warning)
+}
+
+/// The input as the output, with `why` last among the warnings. Its pixels were never turned
+/// upright, so the warning that says they were is dropped.
+fn the_input(job: &Job<'_>, mut warnings: Vec<Warning>, why: Warning) -> Chosen {
+    warnings.retain(|w| {
+        w.code != warning::EXIF_ORIENTATION_APPLIED
+            && w.code != warning::EDGE_TRIMMED_FOR_LOSSLESS_ROTATION
+    });
+    warnings.push(why);
     Chosen {
         candidate: Candidate {
             bytes: job.input.to_vec(),
@@ -140,5 +173,91 @@ fn original(job: &Job<'_>, candidate: Candidate) -> Chosen {
             warnings,
         },
         original_returned: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Limits;
+    use crate::pipeline::plan;
+    use crate::pipeline::probe;
+    use crate::pipeline::request::{OutputFormat, Request};
+
+    fn corpus(name: &str) -> Vec<u8> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/");
+        std::fs::read(format!("{root}{name}")).expect("corpus file")
+    }
+
+    /// A bad candidate injected as the encode step's answer: the input comes back, whole, with
+    /// the warning saying why, even for a conversion with a resize-free plan.
+    #[test]
+    fn a_failed_lossless_check_keeps_the_original_with_a_warning() {
+        let input = corpus("png_page_gray.png");
+        let limits = Limits::default();
+        let probe = probe::run(&input, &limits).unwrap();
+        for format in [OutputFormat::Same, OutputFormat::Webp] {
+            let request = Request {
+                format,
+                ..Request::default()
+            };
+            let job = Job {
+                input: &input,
+                probe: &probe,
+                request: &request,
+                limits: &limits,
+                sizes: Sizes::Original,
+            };
+            let plan = plan::run(&job).unwrap();
+            let shared = [Warning::new(
+                warning::METADATA_NOT_KEPT,
+                "about decoded pixels",
+            )];
+            let failed = Err(CoreError::LosslessCheckFailed(
+                "the PNG output differs from its source in 1 of 4 pixels".into(),
+            ));
+            let output = run(
+                &job,
+                &plan,
+                &shared,
+                &plan.outputs[0],
+                &Pixels::Untouched,
+                failed,
+            )
+            .unwrap();
+            assert_eq!(output.bytes, input);
+            assert_eq!(output.format, ImageFormat::Png);
+            assert!(output.original_returned);
+            assert_eq!((output.width, output.height), probe.oriented_dimensions());
+            let codes: Vec<_> = output.warnings.iter().map(|w| w.code).collect();
+            assert_eq!(codes, [warning::LOSSLESS_CHECK_FAILED_ORIGINAL_KEPT]);
+            assert!(output.warnings[0].message.contains("1 of 4 pixels"));
+        }
+    }
+
+    #[test]
+    fn other_encode_errors_are_passed_on() {
+        let input = corpus("png_page_gray.png");
+        let limits = Limits::default();
+        let probe = probe::run(&input, &limits).unwrap();
+        let request = Request::default();
+        let job = Job {
+            input: &input,
+            probe: &probe,
+            request: &request,
+            limits: &limits,
+            sizes: Sizes::Original,
+        };
+        let plan = plan::run(&job).unwrap();
+        let failed = Err(CoreError::Encode("bug".into()));
+        let result = run(
+            &job,
+            &plan,
+            &[],
+            &plan.outputs[0],
+            &Pixels::Untouched,
+            failed,
+        );
+        assert!(matches!(result, Err(CoreError::Encode(_))));
     }
 }

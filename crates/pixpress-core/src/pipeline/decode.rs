@@ -4,6 +4,12 @@
 //! ([`Carried`]). An animation is decoded to every frame on a full canvas with its delay. The
 //! lossless shortcut decodes nothing. This module owns the general decoder.
 //!
+//! CMYK and YCCK JPEGs: the decoder turns the inks into RGB with the uncalibrated formula
+//! (R = (1 − C)(1 − K), likewise G and B, Adobe's inverted storage undone), which is what
+//! colour-unmanaged viewers show. That is an assumed profile, so it is said in a warning
+//! (`cmyk_profile_assumed`), and an embedded CMYK profile is dropped: it describes the inks,
+//! not the RGB pixels.
+//!
 //! Shrink-on-load: when every output of a JPEG is a reduction by enough, the JPEG is decoded
 //! at 1/2, 1/4 or 1/8 scale in the DCT domain ([`jpeg_decode`]) and the transform step finishes
 //! with its usual Lanczos3 from there. As libvips' `vips_thumbnail` does it, the scale is the
@@ -177,7 +183,7 @@ fn still(job: &Job<'_>, plan: &Plan) -> Result<Decoded, CoreError> {
 /// [`still`] at a given shrink-on-load factor (1: full size).
 fn still_at(job: &Job<'_>, plan: &Plan, shrink_by: u32) -> Result<Decoded, CoreError> {
     let probe = job.probe;
-    let decoded = oriented(
+    let mut decoded = oriented(
         job.input,
         probe,
         job.limits,
@@ -185,6 +191,12 @@ fn still_at(job: &Job<'_>, plan: &Plan, shrink_by: u32) -> Result<Decoded, CoreE
         shrink_by,
     )?;
     let mut warnings: Vec<Warning> = orientation_warning(probe).into_iter().collect();
+    if probe.format == ImageFormat::Jpeg {
+        if let Some(model) = four_component_model(job.input) {
+            warnings.push(cmyk_profile_assumed(model, decoded.icc.is_some()));
+            decoded.icc = None;
+        }
+    }
     if probe.is_animated() {
         warnings.push(Warning::new(
             warning::ANIMATION_FRAMES_DROPPED,
@@ -290,6 +302,56 @@ fn shrunk(input: &[u8], probe: &Probe, factor: u32) -> Option<(DynamicImage, Shr
     }
     let shrink = Shrink::new(factor, stored, expected, probe.orientation);
     Some((image, shrink))
+}
+
+/// "CMYK" or "YCCK" (Adobe APP14 transform 2) for a four-component JPEG, from its markers;
+/// `None` for grey and colour JPEGs, or when the markers end before the frame header.
+fn four_component_model(input: &[u8]) -> Option<&'static str> {
+    let mut pos = 2usize;
+    let mut ycck = false;
+    loop {
+        if *input.get(pos)? != 0xFF {
+            return None;
+        }
+        let marker = *input.get(pos + 1)?;
+        if marker == 0xFF {
+            pos += 1;
+            continue;
+        }
+        let length = usize::from(u16::from_be_bytes([
+            *input.get(pos + 2)?,
+            *input.get(pos + 3)?,
+        ]));
+        let body = input.get(pos + 4..pos + 2 + length)?;
+        match marker {
+            // APP14 "Adobe": version (2), flags0 (2), flags1 (2), then the transform byte.
+            0xEE if body.starts_with(b"Adobe") => ycck = body.get(11) == Some(&2),
+            // Start of frame (not DHT, JPG or DAC): precision, height, width, components.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                let model = if ycck { "YCCK" } else { "CMYK" };
+                return (*body.get(5)? == 4).then_some(model);
+            }
+            0xDA | 0xD9 => return None,
+            _ => {}
+        }
+        pos += 2 + length;
+    }
+}
+
+fn cmyk_profile_assumed(model: &str, had_profile: bool) -> Warning {
+    let profile = if had_profile {
+        "its CMYK ICC profile cannot be applied here and was dropped"
+    } else {
+        "it has no ICC profile"
+    };
+    Warning::new(
+        warning::CMYK_PROFILE_ASSUMED,
+        format!(
+            "the JPEG is {model} and {profile}: its colours were converted to sRGB assuming \
+             uncalibrated device CMYK (R = (1 - C)(1 - K), likewise G and B), as viewers \
+             without colour management show it; printed colours may differ"
+        ),
+    )
 }
 
 fn orientation_warning(probe: &Probe) -> Option<Warning> {
@@ -446,6 +508,18 @@ mod tests {
     fn corpus(name: &str) -> Vec<u8> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/");
         std::fs::read(format!("{path}{name}")).expect("corpus file")
+    }
+
+    #[test]
+    fn four_component_jpegs_are_found_by_their_markers() {
+        assert_eq!(
+            four_component_model(&corpus("edge/cmyk_adobe_ycck.jpg")),
+            Some("YCCK")
+        );
+        for colour in ["edge/gray.jpg", "edge/progressive.jpg", "photo_storm.jpg"] {
+            assert_eq!(four_component_model(&corpus(colour)), None, "{colour}");
+        }
+        assert_eq!(four_component_model(b"\xFF\xD8\xFF"), None);
     }
 
     fn spec(strategy: Strategy) -> ResizeSpec {

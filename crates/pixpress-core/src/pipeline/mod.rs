@@ -16,7 +16,8 @@
 //! 5. [`encode`]: the target format at a fixed or searched quality ([`quality`], scored by
 //!    [`score`]), or a lossless re-code of the input for the shortcut; codecs live below, in
 //!    [`crate::codec`].
-//! 6. [`choose`]: the never-larger rule, and the finished [`Output`].
+//! 6. [`choose`]: the never-larger rule, the original kept when a lossless output failed its
+//!    proof ([`verify`]), and the finished [`Output`].
 //!
 //! The variants are chosen inside the steps (what [`decode`] hands on, what [`transform`]
 //! returns, which encoder [`encode`] calls), never by a separate runner. Helpers the steps
@@ -37,6 +38,7 @@ pub mod score;
 pub mod smart;
 pub mod timings;
 pub mod transform;
+pub mod verify;
 
 pub use choose::Output;
 pub use request::{Metadata, OutputFormat, Request};
@@ -62,8 +64,8 @@ pub fn run(job: &Job<'_>) -> Result<Vec<Output>, CoreError> {
             let pixels = timings::timed(&mut steps.transform, || {
                 transform::run(&decoded.source, output.resize.as_ref())
             })?;
-            let encoded = timings::timed(&mut steps.encode, || encode::run(job, &plan, &pixels))?;
-            let mut chosen = choose::run(job, &plan, &decoded.warnings, output, &pixels, encoded);
+            let encoded = timings::timed(&mut steps.encode, || encode::run(job, &plan, &pixels));
+            let mut chosen = choose::run(job, &plan, &decoded.warnings, output, &pixels, encoded)?;
             chosen.steps = steps;
             Ok(chosen)
         })

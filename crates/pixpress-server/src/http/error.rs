@@ -540,6 +540,7 @@ impl From<CoreError> for ApiError {
                 format!("{what} is not supported yet"),
             ),
             e @ CoreError::Encode(_) => Self::internal("encoder failed", e),
+            // The pipeline keeps the original when a lossless check fails; this is not reached.
             e @ CoreError::LosslessCheckFailed(_) => Self::internal("lossless check failed", e),
         }
     }

@@ -2,11 +2,14 @@
 //! imagequant palette per frame, changed rectangles only) or an animated WebP (libwebp's
 //! animation encoder, which finds sub-rectangles and blending itself). Lossy quality is searched
 //! on the first frame and used for all of them: scoring every frame of every trial would cost
-//! frames × trials encodes.
+//! frames × trials encodes. For `lossy: false` every frame of the output is decoded and
+//! compared with its source frame ([`verify`]): WebP must match (else the original is kept);
+//! GIF says in a warning when its palettes could not hold the pixels.
 
 use image::{DynamicImage, RgbaImage};
 
-use super::encoded::{round_score, smallest, Encoded, FALLBACK_QUALITY};
+use super::encoded::{lossless_rank, round_score, smallest, Encoded, FALLBACK_QUALITY};
+use super::still::gif_not_lossless;
 use crate::codec::gif::{self as gif_codec, Gif};
 use crate::codec::webp::{self, Webp};
 use crate::codec::{Codec, RgbaFrame};
@@ -14,6 +17,7 @@ use crate::error::CoreError;
 use crate::format::ImageFormat;
 use crate::pipeline::quality;
 use crate::pipeline::request::{OutputFormat, Request};
+use crate::pipeline::verify;
 
 /// Writes frames in the request's animated format (`auto`: the smaller of GIF and WebP).
 pub fn encode(
@@ -40,7 +44,7 @@ pub fn encode(
     smallest(
         candidates,
         |format| encode_as(frames, loops, format, request),
-        |e| e.bytes.len(),
+        |e| lossless_rank(e, request.lossy),
     )
 }
 
@@ -62,12 +66,22 @@ fn encode_as(
         ImageFormat::Gif => gif_codec::encode_animation(frames, loops, quality.unwrap_or(100))?,
         _ => webp::encode_animation(frames, loops, quality)?,
     };
+    let mut warnings = Vec::new();
+    if !request.lossy {
+        match verify::frames(frames, &bytes, format) {
+            Ok(()) => {}
+            Err(CoreError::LosslessCheckFailed(why)) if format == ImageFormat::Gif => {
+                warnings.push(gif_not_lossless(&why));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok(Encoded {
         bytes,
         format,
         quality,
         ssimulacra2: score,
-        warnings: Vec::new(),
+        warnings,
     })
 }
 

@@ -39,23 +39,105 @@ pub fn fixed(bytes: Vec<u8>, format: ImageFormat, quality: u8) -> Encoded {
     }
 }
 
-/// Encodes each candidate format and keeps the smallest result (the first on a tie).
-pub fn smallest<T>(
+/// Encodes each candidate format and keeps the one with the lowest `rank` (usually its size;
+/// the first on a tie). A candidate that fails its lossless check drops out while another
+/// passes; when none does, that failure is the answer (and the original is kept).
+pub fn smallest<T, K: Ord>(
     candidates: &[ImageFormat],
     mut encode: impl FnMut(ImageFormat) -> Result<T, CoreError>,
-    size: impl Fn(&T) -> usize,
+    rank: impl Fn(&T) -> K,
 ) -> Result<T, CoreError> {
     let mut best: Option<T> = None;
+    let mut failed_check = None;
     for &format in candidates {
-        let encoded = encode(format)?;
-        if best.as_ref().is_none_or(|b| size(&encoded) < size(b)) {
+        let encoded = match encode(format) {
+            Ok(encoded) => encoded,
+            Err(e @ CoreError::LosslessCheckFailed(_)) => {
+                failed_check.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if best.as_ref().is_none_or(|b| rank(&encoded) < rank(b)) {
             best = Some(encoded);
         }
     }
-    best.ok_or_else(|| CoreError::Encode("no candidate format".into()))
+    match (best, failed_check) {
+        (Some(best), _) => Ok(best),
+        (None, Some(failed)) => Err(failed),
+        (None, None) => Err(CoreError::Encode("no candidate format".into())),
+    }
+}
+
+/// The rank for [`smallest`]: size, except that for `lossy: false` a candidate whose format
+/// could not hold the pixels (warning `lossless_not_available`) ranks after every one that was
+/// proven lossless.
+pub fn lossless_rank(encoded: &Encoded, lossy: bool) -> (bool, usize) {
+    let not_lossless = !lossy
+        && encoded
+            .warnings
+            .iter()
+            .any(|w| w.code == crate::warning::LOSSLESS_NOT_AVAILABLE);
+    (not_lossless, encoded.bytes.len())
 }
 
 /// Scores are reported to two decimals.
 pub fn round_score(score: f64) -> f64 {
     (score * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warning::{self, Warning};
+
+    fn encoded(format: ImageFormat, len: usize) -> Encoded {
+        plain(vec![0; len], format)
+    }
+
+    #[test]
+    fn a_candidate_that_fails_its_check_drops_out_and_the_rest_compete() {
+        let chosen = smallest(
+            &[ImageFormat::Png, ImageFormat::Webp, ImageFormat::Gif],
+            |format| match format {
+                ImageFormat::Png => Err(CoreError::LosslessCheckFailed("png".into())),
+                ImageFormat::Webp => Ok(encoded(format, 30)),
+                _ => Ok(encoded(format, 20)),
+            },
+            |e| lossless_rank(e, false),
+        )
+        .unwrap();
+        assert_eq!(chosen.format, ImageFormat::Gif);
+
+        let none = smallest(
+            &[ImageFormat::Png, ImageFormat::Webp],
+            |format| Err::<Encoded, _>(CoreError::LosslessCheckFailed(format.name().into())),
+            |e| e.bytes.len(),
+        );
+        assert!(matches!(none, Err(CoreError::LosslessCheckFailed(why)) if why == "png"));
+    }
+
+    #[test]
+    fn without_lossy_a_proven_candidate_beats_a_smaller_palette() {
+        let palette = || Encoded {
+            warnings: vec![Warning::new(warning::LOSSLESS_NOT_AVAILABLE, "256 colours")],
+            ..encoded(ImageFormat::Gif, 10)
+        };
+        let pick = |lossy: bool| {
+            smallest(
+                &[ImageFormat::Gif, ImageFormat::Webp],
+                |format| {
+                    Ok(match format {
+                        ImageFormat::Gif => palette(),
+                        _ => encoded(format, 50),
+                    })
+                },
+                |e| lossless_rank(e, lossy),
+            )
+            .unwrap()
+            .format
+        };
+        assert_eq!(pick(false), ImageFormat::Webp);
+        assert_eq!(pick(true), ImageFormat::Gif);
+    }
 }

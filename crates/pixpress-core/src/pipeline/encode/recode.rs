@@ -1,9 +1,13 @@
 //! The encode step for the lossless shortcut (no resize, no conversion, `lossy: false`): make
 //! the same image smaller in its own format without changing a pixel. JPEG is re-coded from its DCT
-//! coefficients, PNG goes through oxipng, GIF is re-coded from its palette indices, a still WebP
-//! through libwebp's lossless mode (decoded and compared before it is accepted). A JPEG's EXIF
-//! orientation is applied losslessly in the DCT domain (partial edge blocks trimmed); the other
-//! formats keep their pixels as stored, so their orientation and ICC profile stay with them.
+//! coefficients, turning it upright losslessly in the DCT domain (partial edge blocks trimmed) and
+//! proving the result itself; PNG goes through oxipng, GIF is re-coded from its palette indices,
+//! a still WebP through libwebp's lossless mode. Every PNG, GIF and WebP result is decoded and
+//! compared with the input ([`verify`]) before it is handed on; a failure is
+//! [`CoreError::LosslessCheckFailed`], for which the choose step keeps the original. A result
+//! that is not smaller is not checked: the choose step returns the input in its place anyway.
+//! Formats other than JPEG keep their pixels as stored, so their orientation and ICC profile
+//! stay with them.
 
 use super::encoded::Encoded;
 use crate::codec::jpeg_lossless::{self, Keep, Rotation};
@@ -14,6 +18,7 @@ use crate::limits::Limits;
 use crate::pipeline::decode;
 use crate::pipeline::probe::Probe;
 use crate::pipeline::request::{Metadata, Request};
+use crate::pipeline::verify;
 use crate::warning::{self, Warning};
 
 /// Re-codes `input` (described by `probe`) in its own format.
@@ -26,7 +31,7 @@ pub fn run(
     match probe.format {
         ImageFormat::Jpeg => jpeg_lossless_recode(input, probe, request.metadata),
         ImageFormat::Png => {
-            let mut output = png_lossless(input, probe, request.metadata)?;
+            let mut output = png_lossless(input, probe, request.metadata, limits)?;
             if request.lossy {
                 output.warnings.push(Warning::new(
                     warning::LOSSY_NOT_AVAILABLE,
@@ -107,8 +112,28 @@ fn rotation_warnings(orientation: u8, rotation: Rotation) -> Vec<Warning> {
     }
 }
 
-fn png_lossless(input: &[u8], probe: &Probe, keep: Metadata) -> Result<Encoded, CoreError> {
+/// The never-larger rule returns the input in place of a result that is not smaller, so only
+/// a smaller one needs the proof.
+fn proven_recode(
+    input: &[u8],
+    output: &[u8],
+    probe: &Probe,
+    limits: &Limits,
+) -> Result<(), CoreError> {
+    if output.len() >= input.len() {
+        return Ok(());
+    }
+    verify::recode(input, output, probe.format, probe.is_animated(), limits)
+}
+
+fn png_lossless(
+    input: &[u8],
+    probe: &Probe,
+    keep: Metadata,
+    limits: &Limits,
+) -> Result<Encoded, CoreError> {
     let bytes = png::optimize_lossless_keeping(input, keep.exif || keep.xmp)?;
+    proven_recode(input, &bytes, probe, limits)?;
     let mut warnings = Vec::new();
     if keep.exif_subset() {
         warnings.push(Warning::new(
@@ -122,6 +147,7 @@ fn png_lossless(input: &[u8], probe: &Probe, keep: Metadata) -> Result<Encoded, 
 
 fn gif_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Encoded, CoreError> {
     let bytes = gif_codec::transcode_lossless(input, limits)?;
+    proven_recode(input, &bytes, probe, limits)?;
     Ok(same_size(probe, bytes, Vec::new()))
 }
 
@@ -137,7 +163,10 @@ fn avif_unchanged(input: &[u8], probe: &Probe) -> Encoded {
 
 fn webp_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Encoded, CoreError> {
     let image = decode::pixels(input, probe, limits)?;
-    // A failed round trip hands back the input, which the caller then returns unchanged.
-    let bytes = webp::encode_lossless_verified(&image)?.unwrap_or_else(|| input.to_vec());
+    let bytes = webp::encode_lossless(&image)?;
+    // Compared with the pixels already decoded to encode them: one decode, of the output.
+    if bytes.len() < input.len() {
+        verify::still(&image, &bytes, ImageFormat::Webp)?;
+    }
     Ok(same_size(probe, bytes, Vec::new()))
 }

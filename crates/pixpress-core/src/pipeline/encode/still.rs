@@ -3,11 +3,17 @@
 //! quality, or at the lowest quality whose SSIMULACRA2 reaches the target
 //! ([`quality::search`]). `auto` encodes each candidate format this way and keeps the
 //! smallest. Transparent pixels going to JPEG are flattened on the background colour first.
-//! This module owns the choice of codec, chroma and quality for one image.
+//! Lossless PNG and WebP output is decoded and compared with the pixels it was made from
+//! ([`verify`]) before it is handed on; GIF's "lossless" is proven the same way, and when the
+//! image needs more than GIF holds (256 colours, on/off transparency) it says so in a warning
+//! instead (SPEC §5: a conversion that forces a lossy encoder). This module owns the choice of
+//! codec, chroma and quality for one image.
 
 use image::{DynamicImage, Rgba as ImageRgba, RgbaImage};
 
-use super::encoded::{fixed, plain, round_score, smallest, Encoded, FALLBACK_QUALITY};
+use super::encoded::{
+    fixed, lossless_rank, plain, round_score, smallest, Encoded, FALLBACK_QUALITY,
+};
 use crate::codec::avif::{self, Avif};
 use crate::codec::gif::Gif;
 use crate::codec::jpeg::{self, Chroma, Jpeg};
@@ -18,6 +24,7 @@ use crate::error::CoreError;
 use crate::format::ImageFormat;
 use crate::pipeline::quality::{self, Found};
 use crate::pipeline::request::{OutputFormat, Request};
+use crate::pipeline::verify;
 use crate::warning::{self, Warning};
 
 /// JPEG quality when something forces a re-encode but `lossy` is false (SPEC §5: ≥ 90).
@@ -68,7 +75,7 @@ fn encode_auto(
     smallest(
         candidates,
         |format| encode_as(image, format, request, carried),
-        |e| e.bytes.len(),
+        |e| lossless_rank(e, request.lossy),
     )
 }
 
@@ -135,13 +142,33 @@ fn encode_as(
     Ok(encoded)
 }
 
-/// The codec's lossless mode, for the formats that have one.
+/// The codec's lossless mode, for the formats that have one, proven on the pixels it was
+/// given.
 fn lossless(image: &DynamicImage, codec: &dyn Codec) -> Result<Encoded, CoreError> {
     let format = codec.format();
     let bytes = codec
         .encode_lossless(image)?
         .ok_or_else(|| CoreError::Encode(format!("{} has no lossless mode", format.name())))?;
-    Ok(plain(bytes, format))
+    match verify::still(image, &bytes, format) {
+        Ok(()) => Ok(plain(bytes, format)),
+        Err(CoreError::LosslessCheckFailed(why)) if format == ImageFormat::Gif => Ok(Encoded {
+            warnings: vec![gif_not_lossless(&why)],
+            ..plain(bytes, format)
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// GIF holds 256 colours and on/off transparency: pixels that need more get the closest
+/// palette, and the answer says it is not lossless.
+pub fn gif_not_lossless(why: &str) -> Warning {
+    Warning::new(
+        warning::LOSSLESS_NOT_AVAILABLE,
+        format!(
+            "GIF holds at most 256 colours per frame and no partial transparency: {why}, so it \
+             is the closest palette, not lossless"
+        ),
+    )
 }
 
 /// Lossy at the caller's quality (scored for the response), or at the searched one.
