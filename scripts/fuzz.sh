@@ -2,9 +2,10 @@
 # Fuzzing on the stable toolchain: builds the libFuzzer targets in fuzz/ with plain
 # `cargo build --release` and the sanitizer-coverage flags libFuzzer reads (stable -C flags; no
 # nightly, no cargo-fuzz, no RUSTC_BOOTSTRAP), into fuzz/target, then runs each target for a
-# fixed time from a seed corpus read out of ../shared/corpus. Exits non-zero on the first crash
-# (a panic, including one a panic boundary would catch), timeout or out-of-memory; the input
-# that did it is kept under fuzz/artifacts/<target>/ and printed in hex.
+# fixed time from a seed corpus read out of ../shared/corpus. A target stops at its first crash
+# (any panic in the parsers; in the pipeline, a panic outside a dependency even when a panic
+# boundary would catch it), timeout or out-of-memory; the others still run, the script exits
+# non-zero, and the input that did it is kept under fuzz/artifacts/<target>/ and printed in hex.
 #
 #   bash scripts/fuzz.sh [seconds-per-target] [target...]     (default: 60 s; all three targets)
 #
@@ -36,6 +37,7 @@ fi
 # nightly-only parts (-Zsanitizer): edge counters, the PC table and comparison tracing. The
 # explicit --target keeps these flags off build scripts and proc macros, which run on the host
 # and must not need libFuzzer's symbols.
+export RUST_BACKTRACE=1   # a panic prints where it came from (there is no sanitizer to do it)
 host="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="-Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-level=4 \
@@ -90,12 +92,20 @@ done
 max_len() { case "$1" in pipeline) echo 65536 ;; *) echo 16384 ;; esac; }
 timeout_s() { case "$1" in pipeline) echo 30 ;; *) echo 5 ;; esac; }
 
+# libFuzzer's progress lines (each new input, each pulse) and its suggested dictionary: left
+# out of the log; the start, the final stats and any failure with its stack trace stay.
+quiet() {
+  grep --line-buffered -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^[[:space:]]+NEW_FUNC|Uses: [0-9]+$' || true
+}
+
 status=0
 for target in "${targets[@]}"; do
   echo "fuzzing $target for $seconds s" >&2
   dict=()
   if [ -f "fuzz/dict/$target.dict" ]; then dict=("-dict=fuzz/dict/$target.dict"); fi
-  if ! "$bin_dir/$target" \
+  touch "$work/started-$target"
+  set +e
+  "$bin_dir/$target" \
     -max_total_time="$seconds" \
     -max_len="$(max_len "$target")" \
     -timeout="$(timeout_s "$target")" \
@@ -103,11 +113,13 @@ for target in "${targets[@]}"; do
     -print_final_stats=1 \
     -artifact_prefix="fuzz/artifacts/$target/" \
     "${dict[@]}" \
-    "$work/corpus/$target" "$work/seeds/$target"; then
+    "$work/corpus/$target" "$work/seeds/$target" 2>&1 | quiet >&2
+  result=${PIPESTATUS[0]}
+  set -e
+  if [ "$result" != 0 ]; then
     status=1
     echo "fuzz target $target failed; the input that did it:" >&2
-    for artifact in "fuzz/artifacts/$target"/*; do
-      [ -f "$artifact" ] || continue
+    find "fuzz/artifacts/$target" -type f -newer "$work/started-$target" | while read -r artifact; do
       echo "$artifact ($(wc -c <"$artifact") bytes):" >&2
       od -A x -t x1z "$artifact" | head -40 >&2
     done
