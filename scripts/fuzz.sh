@@ -26,6 +26,12 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=(pipeline options multipart); fi
+for target in "${targets[@]}"; do
+  case "$target" in
+    pipeline | options | multipart) ;;
+    *) echo "no fuzz target \"$target\" (there are pipeline, options, multipart)" >&2; exit 2 ;;
+  esac
+done
 
 corpus_src=../shared/corpus
 if [ ! -d "$corpus_src" ]; then
@@ -119,7 +125,7 @@ for target in "${targets[@]}"; do
   if [ "$result" != 0 ]; then
     status=1
     echo "fuzz target $target failed; the input that did it:" >&2
-    find "fuzz/artifacts/$target" -type f -newer "$work/started-$target" | while read -r artifact; do
+    find "fuzz/artifacts/$target" -type f -newer "$work/started-$target" 2>/dev/null | while read -r artifact; do
       echo "$artifact ($(wc -c <"$artifact") bytes):" >&2
       od -A x -t x1z "$artifact" | head -40 >&2
     done
