@@ -51,6 +51,11 @@ export RUSTFLAGS="-Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares"
 build_start=$SECONDS
+# The fuzz crate builds with the workspace's locked versions: its lock file is derived from
+# Cargo.lock on every run (cargo drops what the fuzz crate does not use and adds the crate
+# itself), so a dependency added to the workspace never leaves the fuzz build behind.
+cp Cargo.lock fuzz/Cargo.lock
+cargo metadata --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null
 cargo build --locked --release --manifest-path fuzz/Cargo.toml --target-dir fuzz/target \
   --target "$host" --bins
 echo "fuzz build: $((SECONDS - build_start)) s" >&2
