@@ -39,11 +39,12 @@ if [ ! -d "$corpus_src" ]; then
   exit 1
 fi
 
+export RUST_BACKTRACE=1   # a panic prints where it came from (there is no sanitizer to do it)
+
 # Coverage instrumentation for libFuzzer's feedback, the way cargo-fuzz sets it up minus the
 # nightly-only parts (-Zsanitizer): edge counters, the PC table and comparison tracing. The
 # explicit --target keeps these flags off build scripts and proc macros, which run on the host
 # and must not need libFuzzer's symbols.
-export RUST_BACKTRACE=1   # a panic prints where it came from (there is no sanitizer to do it)
 host="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="-Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-level=4 \
