@@ -16,10 +16,37 @@ as_postgres() {
   if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
 }
 
+# The emulators' Python environment (moto, the SDKs the tests read back with), in a cache
+# directory outside the repository. deploy/local.sh reuses it for its S3 store:
+# `source scripts/services.sh --install-python-tools` installs it and returns.
+PIXPRESS_TOOLS=${PIXPRESS_TOOLS:-$HOME/.cache/pixpress-test-tools}
+PIXPRESS_PY="$PIXPRESS_TOOLS/venv/bin/python"
+install_python_tools() {
+  # schemathesis (tests/openapi.rs) generates requests from GET /v1/openapi.json and checks the answers.
+  if ! "$PIXPRESS_PY" -c 'import moto, flask_cors, boto3, azure.storage.blob, gcp_storage_emulator, schemathesis' 2>/dev/null; then
+    mkdir -p "$PIXPRESS_TOOLS"
+    python3 -m venv "$PIXPRESS_TOOLS/venv"
+    "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check \
+      'moto[s3]==5.2.5' 'flask<4' 'flask-cors<7' 'azure-storage-blob==12.31.1' 'gcp-storage-emulator==2026.7.19' \
+      'schemathesis==4.32.5'
+  fi
+}
+if [ "${1:-}" = "--install-python-tools" ]; then
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || {
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
+  }
+  install_python_tools
+  return 0
+fi
+
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 # The playground test runs the curl line the page shows.
 command -v curl >/dev/null || need+=(curl)
+# tests/deploy.rs runs deploy/local.sh: Debian's nginx in front of three instances.
+command -v nginx >/dev/null || need+=(nginx)
 # The emulators' virtualenv: a machine may have no Python, or one without its venv module.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
@@ -62,7 +89,6 @@ echo "services: PostgreSQL at $PIXPRESS_TEST_DATABASE_URL, Redis at $PIXPRESS_TE
 #   GCS:   gcp-storage-emulator (JSON API subset) on $PIXPRESS_GCS_PORT   (default 9391)
 # The same Python environment holds boto3 and azure-storage-blob, which the tests use (through
 # tests/store_client.py) to read what pixpress wrote, independently of pixpress.
-PIXPRESS_TOOLS=${PIXPRESS_TOOLS:-$HOME/.cache/pixpress-test-tools}
 PIXPRESS_S3_PORT=${PIXPRESS_S3_PORT:-9390}
 PIXPRESS_AZURE_PORT=${PIXPRESS_AZURE_PORT:-10390}
 PIXPRESS_GCS_PORT=${PIXPRESS_GCS_PORT:-9391}
@@ -70,14 +96,7 @@ mkdir -p "$PIXPRESS_TOOLS"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-PIXPRESS_PY="$PIXPRESS_TOOLS/venv/bin/python"
-# schemathesis (tests/openapi.rs) generates requests from GET /v1/openapi.json and checks the answers.
-if ! "$PIXPRESS_PY" -c 'import moto, flask_cors, boto3, azure.storage.blob, gcp_storage_emulator, schemathesis' 2>/dev/null; then
-  python3 -m venv "$PIXPRESS_TOOLS/venv"
-  "$PIXPRESS_PY" -m pip install -q --disable-pip-version-check \
-    'moto[s3]==5.2.5' 'flask<4' 'flask-cors<7' 'azure-storage-blob==12.31.1' 'gcp-storage-emulator==2026.7.19' \
-    'schemathesis==4.32.5'
-fi
+install_python_tools
 # Kraken.io's own Python client, for tests/kraken.rs. It pins urllib3<2 although it only calls
 # requests (already here for moto), so it is installed without its pins to leave the others be.
 if ! "$PIXPRESS_PY" -c 'import krakenio, requests' 2>/dev/null; then
