@@ -198,7 +198,9 @@ async fn every_valid_pngsuite_file_is_recoded_pixel_identically() {
 }
 
 /// Conversions with `lossy: false` go through the lossless encoders and are proven too: PNG to
-/// WebP (8-bit), an animated GIF to animated WebP (every frame), and `auto`.
+/// WebP (8-bit), an animated GIF to animated WebP (every frame), and `auto`. An animation whose
+/// re-encode is not pixel-identical (libwebp's animation encoder changes a few hundred pixels
+/// of some frames of gif_chi_anim.gif) is kept, converted, and says it is not lossless.
 #[tokio::test]
 async fn lossless_conversions_keep_every_pixel() {
     let server = Server::start(&[]);
@@ -219,6 +221,13 @@ async fn lossless_conversions_keep_every_pixel() {
         );
         if format != "auto" {
             assert_eq!(body["format"], format, "{name}: {body}");
+        }
+        if warnings.contains(&"lossless_not_available".to_string()) {
+            assert!(
+                name.ends_with(".gif"),
+                "{name}: only animations may say so: {body}"
+            );
+            continue;
         }
         assert_same_pixels(name, &input, &output);
     }
