@@ -102,7 +102,7 @@ done
 # Per target: the longest input and the slowest single run allowed. The pipeline decodes and
 # re-encodes (up to 4 MP, the target's own limit); the parsers answer in microseconds.
 max_len() { case "$1" in pipeline) echo 65536 ;; *) echo 16384 ;; esac; }
-timeout_s() { case "$1" in pipeline) echo 30 ;; *) echo 5 ;; esac; }
+timeout_s() { case "$1" in pipeline) echo 90 ;; *) echo 5 ;; esac; }
 
 # libFuzzer's progress lines (each new input, each pulse) and its suggested dictionary: left
 # out of the log; the start, the final stats and any failure with its stack trace stay.
