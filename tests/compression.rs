@@ -802,3 +802,32 @@ async fn a_fixed_quality_is_scored_only_on_request() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["field"], "score", "{body}");
 }
+
+#[tokio::test]
+async fn animated_auto_keeps_the_animation_in_the_smaller_format() {
+    let server = Server::start(&[]);
+    let gif = corpus("gif_chi_anim.gif");
+    let resize = json!({"strategy": "fit", "width": 160, "height": 120});
+    let mut each = Vec::new();
+    for format in ["gif", "webp"] {
+        let options = json!({"resize": resize, "lossy": true, "format": format});
+        let (body, _) = optimise(&server, &gif, "chi.gif", options).await;
+        each.push((body["final_size"].as_u64().unwrap(), format));
+    }
+    let options = json!({"resize": resize, "lossy": true, "format": "auto"});
+    let (body, bytes) = optimise(&server, &gif, "chi.gif", options).await;
+    let smallest = each.iter().min().copied().unwrap();
+    assert_eq!(
+        (body["final_size"].as_u64().unwrap(), body["format"].as_str().unwrap()),
+        smallest,
+        "{each:?}"
+    );
+    assert!(frames(&bytes).len() > 15, "still animated");
+    assert_eq!(frames(&bytes)[0].buffer().dimensions(), (160, 120));
+
+    // Without a resize the input competes too: never larger, and still every frame's time.
+    let options = json!({"lossy": true, "format": "auto"});
+    let (body, bytes) = optimise(&server, &gif, "chi.gif", options).await;
+    assert!(body["final_size"].as_u64().unwrap() <= gif.len() as u64, "{body}");
+    assert_eq!(total_ms(&frames(&bytes)), total_ms(&frames(&gif)));
+}

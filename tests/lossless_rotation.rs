@@ -26,18 +26,6 @@ fn expected_trim(orientation: u8) -> (u32, u32) {
     }
 }
 
-/// `SOURCE` with its EXIF orientation (a big-endian SHORT) set to `orientation`.
-fn with_orientation(orientation: u8) -> Vec<u8> {
-    let mut bytes = corpus(SOURCE);
-    let entry = b"\x01\x12\x00\x03\x00\x00\x00\x01\x00";
-    let at = bytes
-        .windows(entry.len())
-        .position(|w| w == entry)
-        .expect("the orientation entry");
-    bytes[at + entry.len()] = orientation;
-    bytes
-}
-
 fn exif_orientation(jpeg: &[u8]) -> Option<u32> {
     let exif = exif::Reader::new()
         .read_from_container(&mut std::io::Cursor::new(jpeg))
@@ -101,7 +89,7 @@ fn message<'a>(body: &'a Value, code: &str) -> &'a str {
 async fn every_orientation_is_turned_losslessly_and_the_tag_reset() {
     let server = Server::start(&[]);
     for orientation in 1..=8u8 {
-        let input = with_orientation(orientation);
+        let input = jpeg_with_orientation(SOURCE, orientation);
         let expected = turned(&input, orientation);
         for metadata in ["strip", "keep"] {
             let label = format!("orientation {orientation}, metadata {metadata}");

@@ -184,6 +184,8 @@ impl OptimizeArgs {
             metadata: metadata(&self.metadata)?,
             background,
             score: self.score,
+            max_bytes: None,
+            min_ssimulacra2: None,
         };
         let limits = Limits {
             max_pixels: self.max_pixels,

@@ -26,6 +26,18 @@ pub fn corpus(name: &str) -> Vec<u8> {
     std::fs::read(corpus_dir().join(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
 }
 
+/// The corpus JPEG `name` with its EXIF orientation (a big-endian SHORT) set to `orientation`.
+pub fn jpeg_with_orientation(name: &str, orientation: u8) -> Vec<u8> {
+    let mut bytes = corpus(name);
+    let entry = b"\x01\x12\x00\x03\x00\x00\x00\x01\x00";
+    let at = bytes
+        .windows(entry.len())
+        .position(|w| w == entry)
+        .expect("the orientation entry");
+    bytes[at + entry.len()] = orientation;
+    bytes
+}
+
 pub struct Server {
     child: Child,
     pub base: String,

@@ -43,6 +43,32 @@ pub enum CoreError {
 
     #[error("lossless check failed: {0}")]
     LosslessCheckFailed(String),
+
+    /// `min_ssimulacra2` (with `max_bytes`, if given) cannot hold: `smallest_bytes` is the
+    /// smallest output at the floor, or, when `reached_floor` is false, the best the format
+    /// reaches (at `quality`, scoring `ssimulacra2`).
+    #[error(
+        "{}: {smallest_bytes} bytes at {} quality {quality} (SSIMULACRA2 {ssimulacra2})",
+        budget_reason(.reached_floor),
+        .format.name()
+    )]
+    BudgetUnreachable {
+        format: crate::format::ImageFormat,
+        max_bytes: Option<u64>,
+        min_ssimulacra2: f64,
+        reached_floor: bool,
+        smallest_bytes: u64,
+        quality: u8,
+        ssimulacra2: f64,
+    },
+}
+
+fn budget_reason(reached_floor: &bool) -> &'static str {
+    if *reached_floor {
+        "the smallest output that keeps the score floor is over max_bytes"
+    } else {
+        "no quality reaches the score floor; the best is"
+    }
 }
 
 impl CoreError {

@@ -34,5 +34,6 @@ pub use pipeline::request::FormatSet;
 pub use pipeline::score::Reference;
 pub use pipeline::transform::apply_resize;
 pub use pipeline::{
-    inspect, optimize, optimize_resized, Metadata, Output, OutputFormat, Request, StepTimes,
+    dry_run, inspect, optimize, optimize_resized, DryRun, Metadata, Output, OutputFormat,
+    PlannedOutput, Request, StepTimes,
 };

@@ -23,6 +23,8 @@ pub const EDGE_TRIMMED_FOR_LOSSLESS_ROTATION: &str = "edge_trimmed_for_lossless_
 pub const LOSSLESS_CHECK_FAILED_ORIGINAL_KEPT: &str = "lossless_check_failed_original_kept";
 /// A CMYK or YCCK JPEG without an ICC profile was converted to sRGB with an assumed profile.
 pub const CMYK_PROFILE_ASSUMED: &str = "cmyk_profile_assumed";
+/// `max_bytes` alone: even the codec's lowest quality does not fit, and that output was returned.
+pub const MAX_BYTES_NOT_REACHED: &str = "max_bytes_not_reached";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Warning {

@@ -87,6 +87,34 @@ pub fn transcode(input: &[u8], orientation: u8, keep: Keep) -> Result<Transcoded
         .map_err(|panic| CoreError::Corrupt(panic_text(panic)))?
 }
 
+/// What [`transcode`] will do about `orientation`, and the output size it will give, from the
+/// header alone: no coefficient is read (a dry run reports it without re-coding).
+pub fn planned_rotation(input: &[u8], orientation: u8) -> Result<Rotation, CoreError> {
+    if input.len() > c_ulong::MAX as usize {
+        return Err(CoreError::Corrupt("input too large for libjpeg".into()));
+    }
+    // SAFETY: as in `transcode`: the decompressor lives and dies inside this call, and a fatal
+    // error unwinds to here.
+    std::panic::catch_unwind(|| unsafe { planned_rotation_unwinding(input, orientation) })
+        .map_err(|panic| CoreError::Corrupt(panic_text(panic)))?
+}
+
+unsafe fn planned_rotation_unwinding(input: &[u8], orientation: u8) -> Result<Rotation, CoreError> {
+    let mut derr = new_error_mgr();
+    let mut dinfo: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
+    dinfo.common.err = &mut *derr;
+    jpeg_create_decompress(&mut *dinfo);
+    let dguard = DecompressGuard(&mut *dinfo);
+    let d = &mut *dguard.0;
+    jpeg_mem_src(d, input.as_ptr(), input.len() as c_ulong);
+    jpeg_read_header(d, 1 as boolean);
+    let planned = plan(d, orientation).map(|planned| planned.rotation);
+    drop(dguard);
+    drop(dinfo);
+    drop(derr);
+    planned
+}
+
 /// An EXIF orientation as DCT-domain steps: an optional transpose, then optional mirrors of the
 /// transposed image (jpegtran's ROT_90 is transpose + mirror_x, and so on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

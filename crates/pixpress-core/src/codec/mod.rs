@@ -52,6 +52,12 @@ pub trait Codec: Sync {
         self.encode_lossy(image, quality)
     }
 
+    /// Whether [`Codec::encode_trial`] gives the very bytes [`Codec::encode_lossy`] would, so a
+    /// trial can be returned (and its size trusted) as the output.
+    fn trial_is_output(&self) -> bool {
+        true
+    }
+
     /// Decodes this codec's own output, to score it against its source.
     fn decode(&self, bytes: &[u8]) -> Result<DynamicImage, CoreError> {
         decode_with_image(bytes)

@@ -70,6 +70,10 @@ impl Codec for Png<'_> {
     ) -> Result<Option<Vec<u8>>, CoreError> {
         quantize_raw(&image.to_rgba8(), quality)
     }
+
+    fn trial_is_output(&self) -> bool {
+        false
+    }
 }
 
 fn oxipng_options() -> oxipng::Options {

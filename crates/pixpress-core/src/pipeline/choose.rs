@@ -123,7 +123,7 @@ struct Chosen {
 /// SPEC §5: only `optimize` (no resize) keeps the original as a candidate, and only when the
 /// output stays in the input's format. `auto` asks for the smallest, so the original competes
 /// there as well.
-fn original_competes(job: &Job<'_>, plan: &Plan) -> bool {
+pub(crate) fn original_competes(job: &Job<'_>, plan: &Plan) -> bool {
     matches!(job.sizes, Sizes::Original)
         && plan.target.is_none_or(|format| format == job.probe.format)
 }

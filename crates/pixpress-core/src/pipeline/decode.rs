@@ -109,7 +109,7 @@ impl Shrink {
 
 /// For the upright x and y axes: whether each runs against the stored axis it comes from, as
 /// `DynamicImage::apply_orientation` turns the pixels (checked against it in the tests).
-fn reversed_axes(orientation: Orientation) -> (bool, bool) {
+pub fn reversed_axes(orientation: Orientation) -> (bool, bool) {
     match orientation {
         Orientation::NoTransforms | Orientation::Rotate90FlipH => (false, false),
         Orientation::FlipHorizontal | Orientation::Rotate90 => (true, false),

@@ -19,14 +19,19 @@
 //! 6. [`choose`]: the never-larger rule, the original kept when a lossless output failed its
 //!    proof ([`verify`]), and the finished [`Output`].
 //!
+//! [`dry_run`] runs steps 2 and 3 and places step 4's crop windows, and stops there: what
+//! each output would be, without encoding anything.
+//!
 //! The variants are chosen inside the steps (what [`decode`] hands on, what [`transform`]
 //! returns, which encoder [`encode`] calls), never by a separate runner. Helpers the steps
-//! share sit beside them: [`color`], [`profile`], [`smart`], [`quality`], [`score`]. Everything
+//! share sit beside them: [`color`], [`profile`], [`smart`], [`quality`], [`score`], [`budget`]. Everything
 //! here is synchronous and CPU-bound: callers run it off their async runtime.
 
+pub mod budget;
 pub mod choose;
 pub mod color;
 pub mod decode;
+pub mod dry_run;
 pub mod encode;
 pub mod job;
 pub mod plan;
@@ -41,6 +46,7 @@ pub mod transform;
 pub mod verify;
 
 pub use choose::Output;
+pub use dry_run::{DryRun, PlannedOutput};
 pub use request::{Metadata, OutputFormat, Request};
 pub use timings::StepTimes;
 
@@ -118,6 +124,27 @@ pub fn optimize_resized(
             sizes: Sizes::Resized(specs),
         };
         run(&job)
+    })
+}
+
+/// What [`optimize`] (`specs` `None`) or [`optimize_resized`] would make, without encoding:
+/// see [`dry_run`].
+pub fn dry_run(
+    input: &[u8],
+    probe: &Probe,
+    request: &Request,
+    specs: Option<&[ResizeSpec]>,
+    limits: &Limits,
+) -> Result<DryRun, CoreError> {
+    guarded("the decoder gave up on this image", || {
+        let job = Job {
+            input,
+            probe,
+            request,
+            limits,
+            sizes: specs.map_or(Sizes::Original, Sizes::Resized),
+        };
+        dry_run::run(&job)
     })
 }
 

@@ -128,6 +128,41 @@ pub fn search(
     }))
 }
 
+/// A search carried through to the whole image: the bytes of a whole-image trial encode at
+/// `quality` and its score (the sample's above [`VERIFY_UP_TO_PIXELS`]).
+pub struct Searched {
+    pub bytes: Vec<u8>,
+    pub quality: u8,
+    pub score: f64,
+    /// Whether the search reached the target at some quality (else `quality` is the top).
+    pub reached: bool,
+}
+
+/// [`search`], then [`finish_on_whole_image`] when the search ran on the sample. `Ok(None)`
+/// when the image is too small to score.
+pub fn searched(
+    image: &DynamicImage,
+    target: f64,
+    codec: &dyn Codec,
+) -> Result<Option<Searched>, CoreError> {
+    let Some(mut found) = search(image, target, codec)? else {
+        return Ok(None);
+    };
+    let reached = found.reached;
+    let (bytes, quality, score) = match found.whole_image_bytes.take() {
+        Some(bytes) => (bytes, found.quality, found.score),
+        None => finish_on_whole_image(image, &found, target, codec)?.ok_or_else(|| {
+            CoreError::Encode(format!("{} encoder gave nothing", codec.format().name()))
+        })?,
+    };
+    Ok(Some(Searched {
+        bytes,
+        quality,
+        score,
+        reached,
+    }))
+}
+
 /// The qualities one round of the search tries, one per core: the two points splitting
 /// `low..=high` in thirds (the middle alone when one or two qualities are left).
 fn probes_in(low: u8, high: u8) -> Vec<u8> {

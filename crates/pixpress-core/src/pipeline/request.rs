@@ -160,11 +160,21 @@ pub struct Request {
     /// request does not pay for a score it did not ask for (an automatic quality is always
     /// scored, since the score is how it is chosen).
     pub score: bool,
+    /// A byte budget: the output must fit in it (`max_bytes`; lossy only).
+    pub max_bytes: Option<u64>,
+    /// A score floor: the smallest output that keeps this SSIMULACRA2 (`min_ssimulacra2`;
+    /// lossy only; with `max_bytes`, both must hold or the request fails).
+    pub min_ssimulacra2: Option<f64>,
 }
 
 impl Request {
     pub fn target(&self) -> f64 {
         self.quality_target.unwrap_or(quality::DEFAULT_TARGET)
+    }
+
+    /// Whether a byte budget or a score floor decides the quality ([`super::budget`]).
+    pub fn has_budget(&self) -> bool {
+        self.lossy && (self.max_bytes.is_some() || self.min_ssimulacra2.is_some())
     }
 
     /// Whether an output encoded at a fixed quality is scored for the answer.

@@ -70,8 +70,21 @@ pub fn run<'a>(source: &'a Source, resize: Option<&ResizePlan>) -> Result<Pixels
     })
 }
 
-/// Applies `plan` to every frame.
+/// Applies `plan` to every frame. A smart crop is placed once, on the first frame, and that
+/// window used for all: a window chosen per frame would jump about as the content moves.
 fn resize_frames(frames: &[RgbaFrame], plan: &ResizePlan) -> Result<Vec<RgbaFrame>, CoreError> {
+    let placed;
+    let plan = match (plan.smart_crop, frames.first()) {
+        (Some(_), Some(first)) => {
+            placed = ResizePlan {
+                crop: resolve_crop(&DynamicImage::ImageRgba8(first.image.clone()), plan),
+                smart_crop: None,
+                ..plan.clone()
+            };
+            &placed
+        }
+        _ => plan,
+    };
     frames
         .iter()
         .map(|frame| {
@@ -148,7 +161,9 @@ fn finish(scaled: DynamicImage, plan: &ResizePlan) -> DynamicImage {
     }
 }
 
-fn resolve_crop(image: &DynamicImage, plan: &ResizePlan) -> Rect {
+/// The crop window in `image`'s pixels: the plan's, or for a smart crop the window of the
+/// plan's size placed on these pixels.
+pub fn resolve_crop(image: &DynamicImage, plan: &ResizePlan) -> Rect {
     let Some((w, h)) = plan.smart_crop else {
         return plan.crop;
     };

@@ -75,6 +75,7 @@ error_codes! {
     TooManyPixels => "too_many_pixels": "413: the image has more pixels (counting frames) than allowed, or needs more memory than the budget.",
     UnsupportedMediaType => "unsupported_media_type": "415: not an image in an accepted format (the message names what was detected).",
     CorruptImage => "corrupt_image": "422: the image is corrupt or truncated.",
+    BudgetUnreachable => "budget_unreachable": "422: `min_ssimulacra2` cannot be kept within `max_bytes` (or cannot be reached at all); `details` give the smallest size reached at the floor, with its format, quality and score.",
     FetchFailed => "fetch_failed": "422: the URL answered non-2xx, redirected too often, or could not be reached.",
     InternalError => "internal_error": "500: a bug or an environment failure; quote the request id.",
     Overloaded => "overloaded": "503: this instance is busy or cannot reach its database or store; retry after `Retry-After`.",
@@ -539,10 +540,40 @@ impl From<CoreError> for ApiError {
                 ErrorCode::NotSupportedYet,
                 format!("{what} is not supported yet"),
             ),
+            e @ CoreError::BudgetUnreachable {
+                format,
+                max_bytes,
+                min_ssimulacra2,
+                reached_floor,
+                smallest_bytes,
+                quality,
+                ssimulacra2,
+            } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::BudgetUnreachable,
+                budget_message(&e, max_bytes, min_ssimulacra2),
+            )
+            .with_details(json!({
+                "max_bytes": max_bytes,
+                "min_ssimulacra2": min_ssimulacra2,
+                "reached_floor": reached_floor,
+                "smallest_bytes": smallest_bytes,
+                "format": format.name(),
+                "quality": quality,
+                "ssimulacra2": ssimulacra2,
+            })),
             e @ CoreError::Encode(_) => Self::internal("encoder failed", e),
             // The pipeline keeps the original when a lossless check fails; this is not reached.
             e @ CoreError::LosslessCheckFailed(_) => Self::internal("lossless check failed", e),
         }
+    }
+}
+
+/// "max_bytes 5000 with min_ssimulacra2 70 cannot both hold: …".
+fn budget_message(e: &CoreError, max_bytes: Option<u64>, floor: f64) -> String {
+    match max_bytes {
+        Some(max) => format!("max_bytes {max} with min_ssimulacra2 {floor} cannot both hold: {e}"),
+        None => format!("min_ssimulacra2 {floor} cannot be kept: {e}"),
     }
 }
 

@@ -413,6 +413,12 @@ pub fn answer(answer: &Answer, file_name: &str) -> Value {
                 .collect();
             json!({"success": true, "results": results, "warnings": many.warnings})
         }
+        // Not a Kraken option, but passed through: the plan in pixpress's own shape.
+        Answer::DryRun(dry) => {
+            let mut body = serde_json::to_value(dry).unwrap_or_default();
+            body["success"] = json!(true);
+            body
+        }
     }
 }
 

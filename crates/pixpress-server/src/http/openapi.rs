@@ -12,7 +12,9 @@ use crate::accounts::usage::AllowanceReport;
 use crate::http::error::ErrorCode;
 use crate::http::handlers;
 use crate::http::options::schema::UploadForm;
-use crate::service::answer::{MultiResponse, OptimizeResponse, WarningSchema};
+use crate::service::answer::{
+    DryRunAnswer, DryRunOutput, MultiResponse, OptimizeResponse, PixelRect, WarningSchema,
+};
 use crate::storage::export::StoredEntry;
 
 #[derive(OpenApi)]
@@ -38,6 +40,9 @@ use crate::storage::export::StoredEntry;
         UploadForm,
         OptimizeResponse,
         MultiResponse,
+        DryRunAnswer,
+        DryRunOutput,
+        PixelRect,
         WarningSchema,
         StoredEntry,
         AllowanceReport

@@ -29,7 +29,7 @@ pub enum OptimiseResponses {
     /// `unsupported_media_type`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody),
-    /// `corrupt_image`, `fetch_failed`.
+    /// `corrupt_image`, `fetch_failed`, `budget_unreachable`.
     #[response(status = 422)]
     Unprocessable(ErrorBody),
     /// `rate_limited` (with `Retry-After`), `quota_exceeded`.

@@ -1,7 +1,8 @@
 //! The optimise answer (SPEC §6): one [`OptimizeResponse`] per output, a [`MultiResponse`] for
-//! a `resize` array. The service fills these; the edge serialises them as they are.
+//! a `resize` array, or for `dry_run: true` a [`DryRunAnswer`] in the same two shapes. The
+//! service fills these; the edge serialises them as they are.
 
-use pixpress_core::{Output, Warning};
+use pixpress_core::{ImageFormat, Output, PlannedOutput, Rect, Warning};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -62,20 +63,114 @@ pub struct WarningSchema {
     message: String,
 }
 
-/// One output ([`OptimizeResponse`]), or one per entry of a `resize` array ([`MultiResponse`]).
+/// One output ([`OptimizeResponse`]), or one per entry of a `resize` array ([`MultiResponse`]);
+/// for a dry run, what they would be ([`DryRunAnswer`]).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Answer {
     One(OptimizeResponse),
     Many(MultiResponse),
+    DryRun(DryRunAnswer),
 }
 
 impl Answer {
-    /// Each output's response, in request order.
+    /// Each output's response, in request order (none for a dry run).
     pub fn responses_mut(&mut self) -> Vec<&mut OptimizeResponse> {
         match self {
             Answer::One(one) => vec![one],
             Answer::Many(many) => many.results.iter_mut().collect(),
+            Answer::DryRun(_) => Vec::new(),
+        }
+    }
+}
+
+/// The answer to `dry_run: true`: what the same request would make, without making it. The
+/// source as the viewer sees it, then one planned output, or `results` for a `resize` array.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunAnswer {
+    /// Always `true`: nothing was encoded, hosted, exported or metered.
+    pub dry_run: bool,
+    pub original_size: u64,
+    /// After EXIF orientation.
+    pub original_width: u32,
+    pub original_height: u32,
+    #[schema(value_type = String, example = "jpeg")]
+    pub original_format: &'static str,
+    pub original_frames: u64,
+    /// The one output (no `resize`, or a `resize` object).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub output: Option<DryRunOutput>,
+    /// One per entry of a `resize` array, in request order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<DryRunOutput>>,
+    /// The options' own warnings, beside `results` (a single output carries them itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<WarningSchema>>)]
+    pub warnings: Option<Vec<Warning>>,
+}
+
+/// One output as the request would make it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunOutput {
+    /// The resize entry's `id`, in `results` of a resize array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub final_width: u32,
+    pub final_height: u32,
+    /// The part of the upright source the output shows, in source pixels.
+    pub crop: PixelRect,
+    /// Where that part, resampled, lands in the output (all of it but for `fill`'s padding).
+    pub placed: PixelRect,
+    /// The format it is written in; `null` when `auto` (or a list) picks the smallest of
+    /// `candidates` after encoding.
+    #[schema(value_type = Option<String>, example = "jpeg")]
+    pub format: Option<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    pub candidates: Vec<&'static str>,
+    pub animated: bool,
+    /// The never-larger rule applies: the input itself comes back if the output is not smaller.
+    pub original_may_be_returned: bool,
+    /// The warnings known before encoding; an encoder's own (e.g. `alpha_flattened`,
+    /// `quality_target_not_reached`) are only known from the real request.
+    #[schema(value_type = Vec<WarningSchema>)]
+    pub warnings: Vec<Warning>,
+}
+
+/// A rectangle in pixels.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub struct PixelRect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<Rect> for PixelRect {
+    fn from(r: Rect) -> PixelRect {
+        PixelRect {
+            x: r.x,
+            y: r.y,
+            width: r.width,
+            height: r.height,
+        }
+    }
+}
+
+impl DryRunOutput {
+    /// The core's planned output, with the entry's id and the warnings of the options first.
+    pub fn new(planned: PlannedOutput, id: Option<String>, mut warnings: Vec<Warning>) -> Self {
+        warnings.extend(planned.warnings);
+        DryRunOutput {
+            id,
+            final_width: planned.width,
+            final_height: planned.height,
+            crop: planned.crop.into(),
+            placed: planned.placed.into(),
+            format: planned.format.map(ImageFormat::name),
+            candidates: planned.candidates.into_iter().map(ImageFormat::name).collect(),
+            animated: planned.animated,
+            original_may_be_returned: planned.original_may_be_returned,
+            warnings,
         }
     }
 }

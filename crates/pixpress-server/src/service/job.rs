@@ -22,6 +22,8 @@ pub struct Job {
     pub resize: Option<ResizeRequest>,
     /// `s3_store`, `azure_store`, `gcs_store`: where the result is also written.
     pub stores: Stores,
+    /// `dry_run: true`: plan only; nothing is encoded, hosted, exported or metered.
+    pub dry_run: bool,
     /// The options' own warnings (unknown fields, ignored quality settings).
     pub warnings: Vec<Warning>,
 }

@@ -166,6 +166,9 @@ impl Service {
         job: Job,
     ) -> Result<Answer, ServiceError> {
         let input = self.read_input(input).await?;
+        if job.dry_run {
+            return self.dry_run(input, job).await;
+        }
         self.optimise_bytes(admitted, input, job).await
     }
 
@@ -211,7 +214,7 @@ impl Service {
 
     /// Runs CPU-heavy image work on the blocking pool once the gate admits it (worker slot and
     /// predicted memory), so one big image never stalls the async runtime serving everyone else.
-    async fn run_image_work<T, F>(&self, cost_mib: u64, work: F) -> Result<T, ServiceError>
+    pub(crate) async fn run_image_work<T, F>(&self, cost_mib: u64, work: F) -> Result<T, ServiceError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -331,6 +334,7 @@ fn record_bytes(input: u64, answer: &Answer) {
             .iter()
             .map(|r| (r.final_size, r.bytes_saved))
             .collect(),
+        Answer::DryRun(_) => Vec::new(),
     };
     metrics::record_bytes(input, outputs);
 }

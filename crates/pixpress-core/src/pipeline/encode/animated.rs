@@ -30,26 +30,32 @@ pub fn encode(
     input: ImageFormat,
     request: &Request,
 ) -> Result<Encoded, CoreError> {
-    let animating = [ImageFormat::Webp, ImageFormat::Gif];
-    let listed: Vec<ImageFormat>;
-    let candidates: &[ImageFormat] = match request.format {
-        OutputFormat::Auto => &animating,
-        OutputFormat::Among(set) => {
-            listed = animating.into_iter().filter(|f| set.contains(*f)).collect();
-            &listed
-        }
-        OutputFormat::Gif => &[ImageFormat::Gif],
-        OutputFormat::Webp => &[ImageFormat::Webp],
-        _ => std::slice::from_ref(match input {
-            ImageFormat::Gif => &ImageFormat::Gif,
-            _ => &ImageFormat::Webp,
-        }),
-    };
+    if request.has_budget() {
+        return Err(CoreError::NotSupported(
+            "max_bytes and min_ssimulacra2 for animations (send them for still images)".into(),
+        ));
+    }
+    let candidates = candidates(input, request);
     smallest(
-        candidates,
+        &candidates,
         |format| encode_as(frames, loops, format, request),
         |e| lossless_rank(e, request.lossy),
     )
+}
+
+/// The animated formats the request lets an animation be written in, in trial order.
+pub fn candidates(input: ImageFormat, request: &Request) -> Vec<ImageFormat> {
+    let animating = [ImageFormat::Webp, ImageFormat::Gif];
+    match request.format {
+        OutputFormat::Auto => animating.to_vec(),
+        OutputFormat::Among(set) => animating.into_iter().filter(|f| set.contains(*f)).collect(),
+        OutputFormat::Gif => vec![ImageFormat::Gif],
+        OutputFormat::Webp => vec![ImageFormat::Webp],
+        _ => vec![match input {
+            ImageFormat::Gif => ImageFormat::Gif,
+            _ => ImageFormat::Webp,
+        }],
+    }
 }
 
 fn encode_as(

@@ -2,6 +2,7 @@
 //! type, and the small helpers the variants build it with.
 
 use crate::error::CoreError;
+use crate::pipeline::request::Request;
 use crate::format::ImageFormat;
 use crate::warning::Warning;
 
@@ -40,20 +41,21 @@ pub fn fixed(bytes: Vec<u8>, format: ImageFormat, quality: u8) -> Encoded {
 }
 
 /// Encodes each candidate format and keeps the one with the lowest `rank` (usually its size;
-/// the first on a tie). A candidate that fails its lossless check drops out while another
-/// passes; when none does, that failure is the answer (and the original is kept).
+/// the first on a tie). A candidate that fails its lossless check, or cannot keep a score
+/// floor within a byte budget, drops out while another succeeds; when none does, that failure
+/// is the answer (the original is kept; or the budget failure with the smallest size reached).
 pub fn smallest<T, K: Ord>(
     candidates: &[ImageFormat],
     mut encode: impl FnMut(ImageFormat) -> Result<T, CoreError>,
     rank: impl Fn(&T) -> K,
 ) -> Result<T, CoreError> {
     let mut best: Option<T> = None;
-    let mut failed_check = None;
+    let mut dropped: Option<CoreError> = None;
     for &format in candidates {
         let encoded = match encode(format) {
             Ok(encoded) => encoded,
-            Err(e @ CoreError::LosslessCheckFailed(_)) => {
-                failed_check.get_or_insert(e);
+            Err(e @ (CoreError::LosslessCheckFailed(_) | CoreError::BudgetUnreachable { .. })) => {
+                dropped = Some(closer_failure(dropped, e));
                 continue;
             }
             Err(e) => return Err(e),
@@ -62,11 +64,50 @@ pub fn smallest<T, K: Ord>(
             best = Some(encoded);
         }
     }
-    match (best, failed_check) {
+    match (best, dropped) {
         (Some(best), _) => Ok(best),
         (None, Some(failed)) => Err(failed),
         (None, None) => Err(CoreError::Encode("no candidate format".into())),
     }
+}
+
+/// Of two candidates' failures, the one to answer with: the first lossless failure; of budget
+/// failures, one that reached the floor before one that did not, then the smaller.
+fn closer_failure(kept: Option<CoreError>, new: CoreError) -> CoreError {
+    let budget_rank = |e: &CoreError| match e {
+        CoreError::BudgetUnreachable {
+            reached_floor,
+            smallest_bytes,
+            ..
+        } => Some((!reached_floor, *smallest_bytes)),
+        _ => None,
+    };
+    match kept {
+        None => new,
+        Some(kept) => match (budget_rank(&kept), budget_rank(&new)) {
+            (Some(a), Some(b)) if b < a => new,
+            _ => kept,
+        },
+    }
+}
+
+/// The rank `auto` picks a still image's format by: [`lossless_rank`], and with a byte budget
+/// alone, outputs that fit before those that could not, then the higher score (the budget
+/// already bounds the size). With a score floor every candidate keeps it: the smallest wins.
+pub fn candidate_rank(encoded: &Encoded, request: &Request) -> (bool, bool, i64, usize) {
+    let (not_lossless, size) = lossless_rank(encoded, request.lossy);
+    let budget_only = request.has_budget() && request.min_ssimulacra2.is_none();
+    if !budget_only {
+        return (not_lossless, false, 0, size);
+    }
+    let over = encoded
+        .warnings
+        .iter()
+        .any(|w| w.code == crate::warning::MAX_BYTES_NOT_REACHED);
+    let score = encoded
+        .ssimulacra2
+        .map_or(i64::MAX, |s| -(s * 100.0).round() as i64);
+    (not_lossless, over, if over { 0 } else { score }, size)
 }
 
 /// The rank for [`smallest`]: size, except that for `lossy: false` a candidate whose format

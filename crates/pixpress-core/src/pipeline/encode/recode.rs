@@ -30,21 +30,43 @@ pub fn run(
 ) -> Result<Encoded, CoreError> {
     match probe.format {
         ImageFormat::Jpeg => jpeg_lossless_recode(input, probe, request.metadata),
+        ImageFormat::Png => png_lossless(input, probe, request, limits),
+        ImageFormat::Gif => gif_lossless(input, probe, limits),
+        ImageFormat::Webp => webp_lossless(input, probe, limits),
+        ImageFormat::Avif => Ok(avif_unchanged(input, probe, request)),
+    }
+}
+
+/// The warnings a re-code of this input gives whatever bytes it makes, known from the header
+/// and the request (a dry run reports them too). A JPEG's depend on its rotation
+/// ([`rotation_warnings`]).
+pub(crate) fn known_warnings(probe: &Probe, request: &Request) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    match probe.format {
         ImageFormat::Png => {
-            let mut output = png_lossless(input, probe, request.metadata, limits)?;
+            if request.metadata.exif_subset() {
+                warnings.push(Warning::new(
+                    warning::METADATA_NOT_KEPT,
+                    "copyright and geotag subsets of EXIF are written to JPEG output only; keep \
+                     \"exif\" whole to keep a PNG's EXIF",
+                ));
+            }
             if request.lossy {
-                output.warnings.push(Warning::new(
+                warnings.push(Warning::new(
                     warning::LOSSY_NOT_AVAILABLE,
                     "lossy compression of animated PNG is not supported; it was recompressed \
                      losslessly with every frame kept",
                 ));
             }
-            Ok(output)
         }
-        ImageFormat::Gif => gif_lossless(input, probe, limits),
-        ImageFormat::Webp => webp_lossless(input, probe, limits),
-        ImageFormat::Avif => Ok(avif_unchanged(input, probe)),
+        ImageFormat::Avif => warnings.push(Warning::new(
+            warning::LOSSLESS_NOT_AVAILABLE,
+            "AVIF cannot be made smaller without changing pixels; send lossy: true (or a format) \
+             to re-encode it",
+        )),
+        ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::Webp => {}
     }
+    warnings
 }
 
 /// Bytes in the input's own format, at its own size, with no quality to report.
@@ -70,7 +92,7 @@ fn jpeg_lossless_recode(input: &[u8], probe: &Probe, keep: Metadata) -> Result<E
 }
 
 /// What the caller is told about the EXIF orientation of a lossless JPEG re-code.
-fn rotation_warnings(orientation: u8, rotation: Rotation) -> Vec<Warning> {
+pub(crate) fn rotation_warnings(orientation: u8, rotation: Rotation) -> Vec<Warning> {
     match rotation {
         Rotation::Upright => Vec::new(),
         Rotation::KeptAsTag => vec![Warning::new(
@@ -129,20 +151,13 @@ fn proven_recode(
 fn png_lossless(
     input: &[u8],
     probe: &Probe,
-    keep: Metadata,
+    request: &Request,
     limits: &Limits,
 ) -> Result<Encoded, CoreError> {
+    let keep = request.metadata;
     let bytes = png::optimize_lossless_keeping(input, keep.exif || keep.xmp)?;
     proven_recode(input, &bytes, probe, limits)?;
-    let mut warnings = Vec::new();
-    if keep.exif_subset() {
-        warnings.push(Warning::new(
-            warning::METADATA_NOT_KEPT,
-            "copyright and geotag subsets of EXIF are written to JPEG output only; keep \"exif\" \
-             whole to keep a PNG's EXIF",
-        ));
-    }
-    Ok(same_size(probe, bytes, warnings))
+    Ok(same_size(probe, bytes, known_warnings(probe, request)))
 }
 
 fn gif_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Encoded, CoreError> {
@@ -152,13 +167,8 @@ fn gif_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Encoded,
 }
 
 /// There is no lossless AVIF re-coder: the input comes back as it is, and says why.
-fn avif_unchanged(input: &[u8], probe: &Probe) -> Encoded {
-    let warning = Warning::new(
-        warning::LOSSLESS_NOT_AVAILABLE,
-        "AVIF cannot be made smaller without changing pixels; send lossy: true (or a format) to \
-         re-encode it",
-    );
-    same_size(probe, input.to_vec(), vec![warning])
+fn avif_unchanged(input: &[u8], probe: &Probe, request: &Request) -> Encoded {
+    same_size(probe, input.to_vec(), known_warnings(probe, request))
 }
 
 fn webp_lossless(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Encoded, CoreError> {

@@ -12,7 +12,7 @@
 use image::{DynamicImage, Rgba as ImageRgba, RgbaImage};
 
 use super::encoded::{
-    fixed, lossless_rank, plain, round_score, smallest, Encoded, FALLBACK_QUALITY,
+    candidate_rank, fixed, plain, round_score, smallest, Encoded, FALLBACK_QUALITY,
 };
 use crate::codec::avif::{self, Avif};
 use crate::codec::gif::Gif;
@@ -22,7 +22,8 @@ use crate::codec::webp::Webp;
 use crate::codec::{Carried, Codec};
 use crate::error::CoreError;
 use crate::format::ImageFormat;
-use crate::pipeline::quality::{self, Found};
+use crate::pipeline::budget;
+use crate::pipeline::quality;
 use crate::pipeline::request::{OutputFormat, Request};
 use crate::pipeline::verify;
 use crate::warning::{self, Warning};
@@ -61,22 +62,23 @@ fn encode_auto(
     request: &Request,
     carried: &Carried,
 ) -> Result<Encoded, CoreError> {
-    let alpha = has_visible_alpha(image);
-    let listed;
-    let candidates: &[ImageFormat] = match (request.format, request.lossy, alpha) {
-        (OutputFormat::Among(set), _, _) => {
-            listed = set.formats();
-            &listed
-        }
-        (_, false, _) => &[ImageFormat::Png, ImageFormat::Webp],
-        (_, true, false) => &[ImageFormat::Jpeg, ImageFormat::Webp, ImageFormat::Avif],
-        (_, true, true) => &[ImageFormat::Webp, ImageFormat::Avif, ImageFormat::Png],
-    };
+    let candidates = auto_candidates(request, has_visible_alpha(image));
     smallest(
-        candidates,
+        &candidates,
         |format| encode_as(image, format, request, carried),
-        |e| lossless_rank(e, request.lossy),
+        |e| candidate_rank(e, request),
     )
+}
+
+/// The formats `auto` (or the caller's list) tries for a still image, in trial order; `alpha`
+/// is whether some pixel is not fully opaque.
+pub fn auto_candidates(request: &Request, alpha: bool) -> Vec<ImageFormat> {
+    match (request.format, request.lossy, alpha) {
+        (OutputFormat::Among(set), _, _) => set.formats(),
+        (_, false, _) => vec![ImageFormat::Png, ImageFormat::Webp],
+        (_, true, false) => vec![ImageFormat::Jpeg, ImageFormat::Webp, ImageFormat::Avif],
+        (_, true, true) => vec![ImageFormat::Webp, ImageFormat::Avif, ImageFormat::Png],
+    }
 }
 
 /// Encodes a still image in `format` as the request says.
@@ -173,6 +175,9 @@ pub fn gif_not_lossless(why: &str) -> Warning {
 
 /// Lossy at the caller's quality (scored for the response), or at the searched one.
 fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<Encoded, CoreError> {
+    if request.has_budget() {
+        return budget::encode(image, request, codec);
+    }
     let format = codec.format();
     let encode = |quality: u8| {
         codec
@@ -187,23 +192,18 @@ fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<E
         });
     }
     let target = request.target();
-    let Some(found) = quality::search(image, target, codec)? else {
+    let Some(searched) = quality::searched(image, target, codec)? else {
         return Ok(fixed(encode(FALLBACK_QUALITY)?, format, FALLBACK_QUALITY));
     };
     let mut warnings = Vec::new();
-    if !found.reached {
-        warnings.push(target_not_reached(format, &found, target));
+    if !searched.reached {
+        warnings.push(target_not_reached(format, searched.quality, searched.score, target));
     }
-    let (bytes, quality, score) = match found.whole_image_bytes {
-        Some(bytes) => (bytes, found.quality, found.score),
-        None => quality::finish_on_whole_image(image, &found, target, codec)?
-            .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))?,
-    };
     Ok(Encoded {
-        bytes,
+        bytes: searched.bytes,
         format,
-        quality: Some(quality),
-        ssimulacra2: Some(round_score(score)),
+        quality: Some(searched.quality),
+        ssimulacra2: Some(round_score(searched.score)),
         warnings,
     })
 }
@@ -224,7 +224,8 @@ fn jpeg_lossy(
     request: &Request,
     carried: &Carried,
 ) -> Result<Encoded, CoreError> {
-    if !looks_like_screen_content(image) {
+    // With a budget, one chroma: the budget search alone is several encodes.
+    if !looks_like_screen_content(image) || request.has_budget() {
         return lossy(
             image,
             request,
@@ -288,6 +289,9 @@ fn png_lossy(
     request: &Request,
     codec: &Png<'_>,
 ) -> Result<Encoded, CoreError> {
+    if request.has_budget() {
+        return budget::encode(image, request, codec);
+    }
     let rgba = image.to_rgba8();
     let icc = codec.icc;
     if let Some(q) = request.quality {
@@ -345,14 +349,13 @@ fn png_lossy(
     Ok(encoded)
 }
 
-fn target_not_reached(format: ImageFormat, found: &Found, target: f64) -> Warning {
+fn target_not_reached(format: ImageFormat, quality: u8, score: f64, target: f64) -> Warning {
     Warning::new(
         warning::QUALITY_TARGET_NOT_REACHED,
         format!(
-            "{} at its top searched quality {} scores SSIMULACRA2 {:.1}, below the target {target}",
+            "{} at its top searched quality {quality} scores SSIMULACRA2 {score:.1}, below the \
+             target {target}",
             format.name(),
-            found.quality,
-            found.score
         ),
     )
 }

@@ -35,7 +35,7 @@ pub struct ParsedOptions {
 }
 
 /// Every top-level option this server reads; anything else is warned about and ignored.
-pub(crate) const OPTION_FIELDS: [&str; 13] = [
+pub(crate) const OPTION_FIELDS: [&str; 16] = [
     "api_key",
     "url",
     "lossy",
@@ -46,18 +46,16 @@ pub(crate) const OPTION_FIELDS: [&str; 13] = [
     "quality_target",
     "background",
     "score",
+    "dry_run",
+    "max_bytes",
+    "min_ssimulacra2",
     "s3_store",
     "azure_store",
     "gcs_store",
 ];
 
 /// Options from the SPEC whose features land in later work: present → 400 `not_supported_yet`.
-pub(crate) const NOT_YET: [(&str, &str); 4] = [
-    ("callback_url", "asynchronous callbacks"),
-    ("dry_run", "dry runs"),
-    ("max_bytes", "byte budgets"),
-    ("min_ssimulacra2", "byte budgets with a quality floor"),
-];
+pub(crate) const NOT_YET: [(&str, &str); 1] = [("callback_url", "asynchronous callbacks")];
 
 pub fn parse_json_body(body: &[u8]) -> Result<Value, OptionsError> {
     serde_json::from_slice(body)
@@ -89,13 +87,19 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, Options
                 score: fields
                     .optional_bool("score", "true or false")?
                     .unwrap_or(false),
+                max_bytes: optional_max_bytes(&fields)?,
+                min_ssimulacra2: optional_score_floor(&fields)?,
             },
             resize: parse_resize(&fields)?,
             stores: stores::parse_stores(&fields)?,
+            dry_run: fields
+                .optional_bool("dry_run", "true or false")?
+                .unwrap_or(false),
             warnings: unknown_field_warnings(&fields),
         },
     };
     check_endpoint(&options, endpoint)?;
+    check_budget(&options.job.request)?;
     options
         .job
         .warnings
@@ -116,6 +120,36 @@ fn check_endpoint(options: &ParsedOptions, endpoint: Endpoint) -> Result<(), Opt
         ))),
         _ => Ok(()),
     }
+}
+
+/// A byte budget or score floor picks the quality of a lossy encoder: without `lossy` there is
+/// nothing to lower, and a fixed `quality` or a `quality_target` beside a floor would be a
+/// second answer to the same question.
+fn check_budget(request: &Request) -> Result<(), OptionsError> {
+    let named = if request.min_ssimulacra2.is_some() {
+        "min_ssimulacra2"
+    } else if request.max_bytes.is_some() {
+        "max_bytes"
+    } else {
+        return Ok(());
+    };
+    let refuse = |message: String| Err(OptionsError::Invalid(FieldError::new(named, message)));
+    if !request.lossy {
+        return refuse(format!(
+            "{named} chooses a lossy quality: send \"lossy\": true with it (a lossless output \
+             cannot be made smaller on demand)"
+        ));
+    }
+    if request.min_ssimulacra2.is_some() && request.quality.is_some() {
+        return refuse("min_ssimulacra2 chooses the quality: do not send quality with it".into());
+    }
+    if request.min_ssimulacra2.is_some() && request.quality_target.is_some() {
+        return refuse(
+            "min_ssimulacra2 is the score the search keeps: do not send quality_target with it"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Quality options that cannot apply to this request, named so the caller learns why.
@@ -224,6 +258,32 @@ fn optional_quality_target(fields: &Fields) -> Result<Option<f64>, OptionsError>
                 describe(value)
             ),
         ))),
+    }
+}
+
+fn optional_max_bytes(fields: &Fields) -> Result<Option<u64>, OptionsError> {
+    let Some(value) = fields.present("max_bytes") else {
+        return Ok(None);
+    };
+    match value.as_u64() {
+        Some(n) if n > 0 => Ok(Some(n)),
+        _ => Err(expected("max_bytes", "max_bytes", "a positive integer (bytes)", value).into()),
+    }
+}
+
+fn optional_score_floor(fields: &Fields) -> Result<Option<f64>, OptionsError> {
+    let Some(value) = fields.present("min_ssimulacra2") else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(t) if (0.0..=100.0).contains(&t) => Ok(Some(t)),
+        _ => Err(expected(
+            "min_ssimulacra2",
+            "min_ssimulacra2",
+            "a SSIMULACRA2 score from 0 to 100 (90: visually lossless, 80: high, 70: good)",
+            value,
+        )
+        .into()),
     }
 }
 
@@ -356,7 +416,7 @@ mod tests {
     #[test]
     fn unbuilt_features_are_refused_and_unknown_fields_warned() {
         assert!(matches!(
-            err(json!({"url": "http://x", "dry_run": true})),
+            err(json!({"url": "http://x", "callback_url": "http://y"})),
             OptionsError::Unsupported(_)
         ));
         assert!(matches!(
@@ -372,5 +432,39 @@ mod tests {
         let o = parse(&json!({"url": "http://x", "colour": "red"}), Endpoint::Url).unwrap();
         assert_eq!(o.job.warnings[0].code, warning::UNKNOWN_FIELD);
         assert!(parse(&json!({"url": "http://x"}), Endpoint::Upload).is_err());
+    }
+
+    #[test]
+    fn budgets_need_lossy_and_one_way_to_pick_the_quality() {
+        let ok = parse(
+            &json!({"url": "http://x", "lossy": true, "max_bytes": 5000, "min_ssimulacra2": 70}),
+            Endpoint::Url,
+        )
+        .unwrap();
+        assert_eq!(ok.job.request.max_bytes, Some(5000));
+        assert_eq!(ok.job.request.min_ssimulacra2, Some(70.0));
+        let field_of = |v: Value| match err(v) {
+            OptionsError::Invalid(f) => f.field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field_of(json!({"url": "http://x", "max_bytes": 5000})), "max_bytes");
+        assert_eq!(
+            field_of(json!({"url": "http://x", "lossy": true, "max_bytes": 0})),
+            "max_bytes"
+        );
+        assert_eq!(
+            field_of(json!({"url": "http://x", "lossy": true, "min_ssimulacra2": 70, "quality": 80})),
+            "min_ssimulacra2"
+        );
+        assert_eq!(
+            field_of(json!({"url": "http://x", "lossy": true, "min_ssimulacra2": 101})),
+            "min_ssimulacra2"
+        );
+        // A budget alone may start from a fixed quality and lower it.
+        assert!(parse(
+            &json!({"url": "http://x", "lossy": true, "max_bytes": 5000, "quality": 90}),
+            Endpoint::Url
+        )
+        .is_ok());
     }
 }

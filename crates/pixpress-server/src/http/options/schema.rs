@@ -59,11 +59,18 @@ option_objects! {
     gcs_store: Option<GcsStoreOptions>,
     /// Not built yet: any value is refused with 400 `not_supported_yet`.
     callback_url: Option<String>,
-    /// Not built yet: any value is refused with 400 `not_supported_yet`.
+    /// `true`: plan the request without encoding, hosting or metering it: the answer gives the
+    /// upright source size, each output's crop rectangle in source pixels, its size and
+    /// format, and the warnings known before encoding.
     dry_run: Option<bool>,
-    /// Not built yet: any value is refused with 400 `not_supported_yet`.
+    /// A byte budget (with `lossy: true`): alone, the quality (fixed or searched) is lowered
+    /// until the output fits, down to the codec's lowest (warning `max_bytes_not_reached`);
+    /// with `min_ssimulacra2`, both must hold or the answer is 422 `budget_unreachable`.
+    #[schema(minimum = 1)]
     max_bytes: Option<u64>,
-    /// Not built yet: any value is refused with 400 `not_supported_yet`.
+    /// A score floor (with `lossy: true`, without `quality`/`quality_target`): the smallest
+    /// output whose SSIMULACRA2 keeps it, in every candidate format for `auto`.
+    #[schema(minimum = 0, maximum = 100)]
     min_ssimulacra2: Option<f64>,
 }
 
