@@ -36,7 +36,10 @@ async fn ok(server: &Server, options: Value) -> Value {
         .expect("bytes");
     assert_eq!(bytes.len() as u64, body["final_size"].as_u64().unwrap());
     let image = decode(&bytes);
-    assert_eq!(u64::from(image.width()), body["final_width"].as_u64().unwrap());
+    assert_eq!(
+        u64::from(image.width()),
+        body["final_width"].as_u64().unwrap()
+    );
     assert_eq!(image.width(), 640);
     body
 }
@@ -64,18 +67,29 @@ async fn max_bytes_alone_keeps_the_highest_quality_that_fits() {
     let quality = fitted["quality"].as_u64().expect("quality") as u8;
     assert!(size(&fitted) <= budget, "{fitted}");
     assert!(quality < 90);
-    assert!(fitted["ssimulacra2"].as_f64().is_some(), "the score is reported");
+    assert!(
+        fitted["ssimulacra2"].as_f64().is_some(),
+        "the score is reported"
+    );
     assert!(codes(&fitted).is_empty(), "{fitted}");
     // The same quality fixed gives the same bytes; one more does not fit.
     assert_eq!(size(&ok(&server, fixed(quality)).await), size(&fitted));
     assert!(size(&ok(&server, fixed(quality + 1)).await) > budget);
 
     // Without a quality: the searched one, lowered just as far.
-    let searched = ok(&server, json!({"lossy": true, "format": "jpeg", "max_bytes": budget})).await;
+    let searched = ok(
+        &server,
+        json!({"lossy": true, "format": "jpeg", "max_bytes": budget}),
+    )
+    .await;
     assert!(size(&searched) <= budget);
 
     // Too small for any quality: the codec's lowest, said in a warning.
-    let floor = ok(&server, json!({"lossy": true, "format": "jpeg", "max_bytes": 100})).await;
+    let floor = ok(
+        &server,
+        json!({"lossy": true, "format": "jpeg", "max_bytes": 100}),
+    )
+    .await;
     assert_eq!(floor["quality"], 30);
     assert_eq!(codes(&floor), ["max_bytes_not_reached"]);
     assert!(size(&floor) > 100);
@@ -118,7 +132,10 @@ async fn a_score_floor_gives_the_smallest_output_that_keeps_it_or_a_422() {
     assert_eq!(status, 422, "{body}");
     let error = &body["error"];
     assert_eq!(error["code"], "budget_unreachable");
-    assert_eq!(error["details"]["smallest_bytes"].as_u64(), Some(size(&kept)));
+    assert_eq!(
+        error["details"]["smallest_bytes"].as_u64(),
+        Some(size(&kept))
+    );
     assert_eq!(error["details"]["reached_floor"], true);
     assert_eq!(error["details"]["format"], "jpeg");
     assert!(
@@ -159,7 +176,11 @@ async fn with_auto_the_format_is_searched_too() {
     )
     .await;
     let smallest = each.iter().min().copied().unwrap();
-    assert_eq!((size(&auto), auto["format"].as_str().unwrap()), smallest, "{each:?}");
+    assert_eq!(
+        (size(&auto), auto["format"].as_str().unwrap()),
+        smallest,
+        "{each:?}"
+    );
 
     // A budget between the smallest and the next: only the smallest format fits.
     let mut sizes: Vec<u64> = each.iter().map(|e| e.0).collect();
@@ -177,7 +198,10 @@ async fn with_auto_the_format_is_searched_too() {
     )
     .await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(body["error"]["details"]["smallest_bytes"].as_u64(), Some(sizes[0]));
+    assert_eq!(
+        body["error"]["details"]["smallest_bytes"].as_u64(),
+        Some(sizes[0])
+    );
 }
 
 #[tokio::test]

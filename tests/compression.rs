@@ -818,7 +818,10 @@ async fn animated_auto_keeps_the_animation_in_the_smaller_format() {
     let (body, bytes) = optimise(&server, &gif, "chi.gif", options).await;
     let smallest = each.iter().min().copied().unwrap();
     assert_eq!(
-        (body["final_size"].as_u64().unwrap(), body["format"].as_str().unwrap()),
+        (
+            body["final_size"].as_u64().unwrap(),
+            body["format"].as_str().unwrap()
+        ),
         smallest,
         "{each:?}"
     );
@@ -828,6 +831,9 @@ async fn animated_auto_keeps_the_animation_in_the_smaller_format() {
     // Without a resize the input competes too: never larger, and still every frame's time.
     let options = json!({"lossy": true, "format": "auto"});
     let (body, bytes) = optimise(&server, &gif, "chi.gif", options).await;
-    assert!(body["final_size"].as_u64().unwrap() <= gif.len() as u64, "{body}");
+    assert!(
+        body["final_size"].as_u64().unwrap() <= gif.len() as u64,
+        "{body}"
+    );
     assert_eq!(total_ms(&frames(&bytes)), total_ms(&frames(&gif)));
 }

@@ -48,12 +48,11 @@ fn at_floor(
     codec: &dyn Codec,
 ) -> Result<Encoded, CoreError> {
     let format = codec.format();
-    let searched = quality::searched(image, floor, codec)?.ok_or_else(|| {
-        CoreError::InvalidOption {
+    let searched =
+        quality::searched(image, floor, codec)?.ok_or_else(|| CoreError::InvalidOption {
             field: "min_ssimulacra2".into(),
             message: "the image is too small to score (under 8x8 pixels)".into(),
-        }
-    })?;
+        })?;
     let bytes = output_bytes(image, codec, searched.quality, searched.bytes)?;
     let unreachable = |reached_floor: bool, bytes: &[u8]| CoreError::BudgetUnreachable {
         format,
@@ -90,7 +89,10 @@ fn under_budget(
     let (start, start_bytes) = match request.quality {
         Some(q) => (q, codec.encode_lossy(image, q)?),
         None => match quality::searched(image, request.target(), codec)? {
-            Some(s) => (s.quality, Some(output_bytes(image, codec, s.quality, s.bytes)?)),
+            Some(s) => (
+                s.quality,
+                Some(output_bytes(image, codec, s.quality, s.bytes)?),
+            ),
             None => (
                 super::encode::FALLBACK_QUALITY,
                 codec.encode_lossy(image, super::encode::FALLBACK_QUALITY)?,
@@ -99,15 +101,15 @@ fn under_budget(
     };
     // A fixed quality below the codec's usual range is never raised.
     let lowest = (*codec.quality_range().start()).min(start);
-    let fits = |bytes: &Option<Vec<u8>>| bytes.as_ref().is_some_and(|b| b.len() as u64 <= max_bytes);
+    let fits =
+        |bytes: &Option<Vec<u8>>| bytes.as_ref().is_some_and(|b| b.len() as u64 <= max_bytes);
     let (quality, bytes, fitted) = if fits(&start_bytes) {
         (start, start_bytes, true)
     } else {
         highest_fitting(image, codec, lowest, start.saturating_sub(1), max_bytes)?
     };
-    let bytes = bytes.ok_or_else(|| {
-        CoreError::Encode(format!("{} encoder gave nothing", format.name()))
-    })?;
+    let bytes = bytes
+        .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))?;
     let mut warnings = Vec::new();
     if !fitted {
         warnings.push(Warning::new(

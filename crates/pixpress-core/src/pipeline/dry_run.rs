@@ -145,10 +145,13 @@ fn still_outputs(job: &Job<'_>, plan: &Plan) -> Result<Vec<PlannedOutput>, CoreE
     let outputs = plan.outputs.iter().map(|output| {
         // Only a smart crop is placed from pixels, and the decode step never shrinks for one:
         // the window is in full-size source pixels either way.
-        let crop = output.resize.as_ref().map(|resize| match resize.smart_crop {
-            Some(_) => transform::resolve_crop(image, resize),
-            None => resize.crop,
-        });
+        let crop = output
+            .resize
+            .as_ref()
+            .map(|resize| match resize.smart_crop {
+                Some(_) => transform::resolve_crop(image, resize),
+                None => resize.crop,
+            });
         let mut warnings = decoded.warnings.clone();
         warnings.extend(output.warnings.iter().cloned());
         planned(job, plan, output, crop, &candidates, false, warnings)
@@ -179,12 +182,24 @@ fn animated_outputs(job: &Job<'_>, plan: &Plan) -> Result<Vec<PlannedOutput>, Co
     let candidates = encode::animated_candidates(job.probe.format, job.request);
     let outputs = plan.outputs.iter().map(|output| {
         let crop = output.resize.as_ref().map(|resize| match (&first, resize) {
-            (Some(frame), ResizePlan { smart_crop: Some(_), .. }) => {
-                transform::resolve_crop(frame, resize)
-            }
+            (
+                Some(frame),
+                ResizePlan {
+                    smart_crop: Some(_),
+                    ..
+                },
+            ) => transform::resolve_crop(frame, resize),
             _ => resize.crop,
         });
-        planned(job, plan, output, crop, &candidates, true, output.warnings.clone())
+        planned(
+            job,
+            plan,
+            output,
+            crop,
+            &candidates,
+            true,
+            output.warnings.clone(),
+        )
     });
     Ok(outputs.collect())
 }
@@ -204,9 +219,17 @@ fn planned(
         .resize
         .as_ref()
         .map_or((source_width, source_height), |resize| resize.canvas);
-    let placed = output.resize.as_ref().map_or(Rect::full(width, height), |resize| {
-        Rect::new(resize.offset.0, resize.offset.1, resize.scaled.0, resize.scaled.1)
-    });
+    let placed = output
+        .resize
+        .as_ref()
+        .map_or(Rect::full(width, height), |resize| {
+            Rect::new(
+                resize.offset.0,
+                resize.offset.1,
+                resize.scaled.0,
+                resize.scaled.1,
+            )
+        });
     let format = match candidates {
         [only] => Some(*only),
         _ => None,

@@ -167,7 +167,11 @@ impl DryRunOutput {
             crop: planned.crop.into(),
             placed: planned.placed.into(),
             format: planned.format.map(ImageFormat::name),
-            candidates: planned.candidates.into_iter().map(ImageFormat::name).collect(),
+            candidates: planned
+                .candidates
+                .into_iter()
+                .map(ImageFormat::name)
+                .collect(),
             animated: planned.animated,
             original_may_be_returned: planned.original_may_be_returned,
             warnings,

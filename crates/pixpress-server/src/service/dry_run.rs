@@ -34,7 +34,12 @@ impl Service {
                 "a dry run exports nothing: the *_store options were not used",
             ));
         }
-        Ok(Answer::DryRun(answer(original_size, planned, job.resize, warnings)))
+        Ok(Answer::DryRun(answer(
+            original_size,
+            planned,
+            job.resize,
+            warnings,
+        )))
     }
 }
 
@@ -67,7 +72,12 @@ fn answer(
             answer.warnings = Some(warnings);
         }
         resize => {
-            warnings.extend(resize.into_iter().flat_map(|r| r.entries).flat_map(|e| e.warnings));
+            warnings.extend(
+                resize
+                    .into_iter()
+                    .flat_map(|r| r.entries)
+                    .flat_map(|e| e.warnings),
+            );
             answer.output = outputs
                 .next()
                 .map(|output| DryRunOutput::new(output, None, warnings));

@@ -214,7 +214,11 @@ impl Service {
 
     /// Runs CPU-heavy image work on the blocking pool once the gate admits it (worker slot and
     /// predicted memory), so one big image never stalls the async runtime serving everyone else.
-    pub(crate) async fn run_image_work<T, F>(&self, cost_mib: u64, work: F) -> Result<T, ServiceError>
+    pub(crate) async fn run_image_work<T, F>(
+        &self,
+        cost_mib: u64,
+        work: F,
+    ) -> Result<T, ServiceError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,

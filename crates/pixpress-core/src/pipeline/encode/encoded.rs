@@ -2,8 +2,8 @@
 //! type, and the small helpers the variants build it with.
 
 use crate::error::CoreError;
-use crate::pipeline::request::Request;
 use crate::format::ImageFormat;
+use crate::pipeline::request::Request;
 use crate::warning::Warning;
 
 /// Lossy quality when the image is too small to score (under 8×8).

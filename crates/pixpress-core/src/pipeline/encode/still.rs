@@ -197,7 +197,12 @@ fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<E
     };
     let mut warnings = Vec::new();
     if !searched.reached {
-        warnings.push(target_not_reached(format, searched.quality, searched.score, target));
+        warnings.push(target_not_reached(
+            format,
+            searched.quality,
+            searched.score,
+            target,
+        ));
     }
     Ok(Encoded {
         bytes: searched.bytes,

@@ -267,7 +267,13 @@ fn optional_max_bytes(fields: &Fields) -> Result<Option<u64>, OptionsError> {
     };
     match value.as_u64() {
         Some(n) if n > 0 => Ok(Some(n)),
-        _ => Err(expected("max_bytes", "max_bytes", "a positive integer (bytes)", value).into()),
+        _ => Err(expected(
+            "max_bytes",
+            "max_bytes",
+            "a positive integer (bytes)",
+            value,
+        )
+        .into()),
     }
 }
 
@@ -447,13 +453,18 @@ mod tests {
             OptionsError::Invalid(f) => f.field,
             other => panic!("{other:?}"),
         };
-        assert_eq!(field_of(json!({"url": "http://x", "max_bytes": 5000})), "max_bytes");
+        assert_eq!(
+            field_of(json!({"url": "http://x", "max_bytes": 5000})),
+            "max_bytes"
+        );
         assert_eq!(
             field_of(json!({"url": "http://x", "lossy": true, "max_bytes": 0})),
             "max_bytes"
         );
         assert_eq!(
-            field_of(json!({"url": "http://x", "lossy": true, "min_ssimulacra2": 70, "quality": 80})),
+            field_of(
+                json!({"url": "http://x", "lossy": true, "min_ssimulacra2": 70, "quality": 80})
+            ),
             "min_ssimulacra2"
         );
         assert_eq!(
