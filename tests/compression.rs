@@ -738,7 +738,13 @@ async fn bad_compression_options_are_400s_naming_the_field() {
             "invalid_field",
         ),
         (json!({"metadata": 3}), "metadata", "invalid_field"),
-        (json!({"dry_run": true}), "dry_run", "not_supported_yet"),
+        (
+            json!({"callback_url": "http://x"}),
+            "callback_url",
+            "not_supported_yet",
+        ),
+        (json!({"max_bytes": 5000}), "max_bytes", "invalid_field"),
+        (json!({"dry_run": "yes"}), "dry_run", "invalid_field"),
         (json!({"background": "nope"}), "background", "invalid_field"),
         (
             json!({"background": "transparent"}),

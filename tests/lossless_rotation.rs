@@ -109,7 +109,7 @@ async fn every_orientation_is_turned_losslessly_and_the_tag_reset() {
 
             let got = image::load_from_memory(&bytes).expect("output decodes");
             assert_eq!(got.dimensions(), expected.dimensions(), "{label}");
-            let reported = (body["width"].as_u64(), body["height"].as_u64());
+            let reported = (body["final_width"].as_u64(), body["final_height"].as_u64());
             let size = expected.dimensions();
             assert_eq!(
                 reported,
@@ -167,7 +167,7 @@ async fn an_image_smaller_than_one_block_group_keeps_its_orientation_as_a_tag() 
         (2, 1)
     );
     assert_eq!(
-        (body["width"].as_u64(), body["height"].as_u64()),
+        (body["final_width"].as_u64(), body["final_height"].as_u64()),
         (Some(1), Some(2))
     );
     let warnings = codes(&body);

@@ -102,6 +102,11 @@ impl Server {
         }
     }
 
+    /// The server process's id, to read its memory from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -24,6 +24,7 @@ pub use warning::Warning;
 // the benchmarks use is named here, so the modules behind it can move without breaking them.
 pub use codec::any::decode_any;
 pub use pipeline::color::{parse_color, ColorError, Rgba};
+pub use pipeline::memory::{largest_predicted_memory, predicted_memory};
 pub use pipeline::plan::geometry::{
     plan_resize, Gravity, Rect, ResizeError, ResizePlan, ResizeSpec, ResizeWarning, Strategy,
     MAX_DIMENSION,

@@ -68,7 +68,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         fetcher,
         input_limits,
         public_url: public_url.clone(),
-        gate: WorkGate::new(config.workers, config.memory_budget_mib, config.max_queue),
+        gate: work_gate(&config),
         plans: config.plans.clone(),
         limiter,
         exporter,
@@ -96,6 +96,24 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     conn::serve(listener, tls, app, limits, shutdown_signal()).await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The work gate, with a warning when the largest image the pixel limit lets in is predicted
+/// to need more than the whole memory budget (such images then run one at a time).
+fn work_gate(config: &ServerConfig) -> WorkGate {
+    let largest = pixpress_core::largest_predicted_memory(config.max_pixels);
+    let budget = u64::from(config.memory_budget_mib) * 1024 * 1024;
+    if largest > budget {
+        tracing::warn!(
+            "an image of --max-pixels {} is predicted to need {} MiB, more than \
+             --memory-budget-mib {}: such images will run alone, and peak memory can exceed \
+             the budget",
+            config.max_pixels,
+            largest.div_ceil(1024 * 1024),
+            config.memory_budget_mib
+        );
+    }
+    WorkGate::new(config.workers, config.memory_budget_mib, config.max_queue)
 }
 
 fn store_location(results: &ResultStore) -> String {

@@ -100,19 +100,8 @@ pub fn planned_rotation(input: &[u8], orientation: u8) -> Result<Rotation, CoreE
 }
 
 unsafe fn planned_rotation_unwinding(input: &[u8], orientation: u8) -> Result<Rotation, CoreError> {
-    let mut derr = new_error_mgr();
-    let mut dinfo: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
-    dinfo.common.err = &mut *derr;
-    jpeg_create_decompress(&mut *dinfo);
-    let dguard = DecompressGuard(&mut *dinfo);
-    let d = &mut *dguard.0;
-    jpeg_mem_src(d, input.as_ptr(), input.len() as c_ulong);
-    jpeg_read_header(d, 1 as boolean);
-    let planned = plan(d, orientation).map(|planned| planned.rotation);
-    drop(dguard);
-    drop(dinfo);
-    drop(derr);
-    planned
+    let reader = Reader::open(input, new_error_mgr(), false);
+    plan(&reader.info, orientation).map(|planned| planned.rotation)
 }
 
 /// An EXIF orientation as DCT-domain steps: an optional transpose, then optional mirrors of the
@@ -314,17 +303,8 @@ unsafe fn transcode_unwinding(
     orientation: u8,
     keep: Keep,
 ) -> Result<Transcoded, CoreError> {
-    let mut derr = new_error_mgr();
-    let mut dinfo: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
-    dinfo.common.err = &mut *derr;
-    jpeg_create_decompress(&mut *dinfo);
-    let dguard = DecompressGuard(&mut *dinfo);
-    let d = &mut *dguard.0;
-
-    jpeg_mem_src(d, input.as_ptr(), input.len() as c_ulong);
-    jpeg_save_markers(d, APP1, 0xFFFF);
-    jpeg_save_markers(d, APP2, 0xFFFF);
-    jpeg_read_header(d, 1 as boolean);
+    let mut reader = Reader::open(input, new_error_mgr(), true);
+    let d = &mut *reader.info;
     let coefficients = jpeg_read_coefficients(d);
 
     let Planned {
@@ -369,9 +349,7 @@ unsafe fn transcode_unwinding(
     drop(cerr);
     let checked = check_output(&out, d, coefficients, &geometry, &layouts);
     jpeg_finish_decompress(d);
-    drop(dguard);
-    drop(dinfo);
-    drop(derr);
+    drop(reader);
     checked.map_err(CoreError::LosslessCheckFailed)?;
     Ok(Transcoded {
         bytes: out,
@@ -558,13 +536,8 @@ unsafe fn compare_output(
     let mut err = new_error_mgr();
     // Corrupt data is only a warning to libjpeg (it pads with zeros); here it fails the check.
     err.emit_message = Some(unwind_on_warning);
-    let mut info: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
-    info.common.err = &mut *err;
-    jpeg_create_decompress(&mut *info);
-    let guard = DecompressGuard(&mut *info);
-    let o = &mut *guard.0;
-    jpeg_mem_src(o, out.as_ptr(), out.len() as c_ulong);
-    jpeg_read_header(o, 1 as boolean);
+    let mut reader = Reader::open(out, err, false);
+    let o = &mut *reader.info;
     let written = jpeg_read_coefficients(o);
 
     let expected = geometry.output_size();
@@ -610,9 +583,7 @@ unsafe fn compare_output(
         }
     }
     jpeg_finish_decompress(o);
-    drop(guard);
-    drop(info);
-    drop(err);
+    drop(reader);
     Ok(())
 }
 
@@ -729,12 +700,38 @@ unsafe fn libjpeg_message(cinfo: &mut jpeg_common_struct) -> String {
     String::from_utf8_lossy(text).into_owned()
 }
 
-struct DecompressGuard(*mut jpeg_decompress_struct);
+/// A libjpeg decompressor over a byte slice with its header read, destroyed when dropped. The
+/// error manager lives beside it: libjpeg keeps a pointer to it (both are boxed, so moving the
+/// reader moves neither).
+struct Reader {
+    info: Box<jpeg_decompress_struct>,
+    _err: Box<jpeg_error_mgr>,
+}
 
-impl Drop for DecompressGuard {
+impl Reader {
+    /// Reads the header of `input`, keeping the APP1 (EXIF, XMP) and APP2 (ICC) markers when
+    /// `save_metadata`. SAFETY: `input` must outlive the reader; a fatal error unwinds out of
+    /// this call (the caller catches it), destroying what was created.
+    unsafe fn open(input: &[u8], mut err: Box<jpeg_error_mgr>, save_metadata: bool) -> Reader {
+        let mut info: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
+        info.common.err = &mut *err;
+        jpeg_create_decompress(&mut *info);
+        let mut reader = Reader { info, _err: err };
+        let d = &mut *reader.info;
+        jpeg_mem_src(d, input.as_ptr(), input.len() as c_ulong);
+        if save_metadata {
+            jpeg_save_markers(d, APP1, 0xFFFF);
+            jpeg_save_markers(d, APP2, 0xFFFF);
+        }
+        jpeg_read_header(d, 1 as boolean);
+        reader
+    }
+}
+
+impl Drop for Reader {
     fn drop(&mut self) {
-        // SAFETY: the struct was created by jpeg_create_decompress and outlives this guard.
-        unsafe { jpeg_destroy_decompress(&mut *self.0) }
+        // SAFETY: created by jpeg_create_decompress in `open`, destroyed once, here.
+        unsafe { jpeg_destroy_decompress(&mut *self.info) }
     }
 }
 
@@ -983,14 +980,8 @@ mod tests {
     /// Runs the output check of `out` against `input` turned by `orientation`.
     fn check_against(input: &[u8], out: &[u8], orientation: u8) -> Result<(), String> {
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-            let mut err = new_error_mgr();
-            let mut info: Box<jpeg_decompress_struct> = Box::new(mem::zeroed());
-            info.common.err = &mut *err;
-            jpeg_create_decompress(&mut *info);
-            let guard = DecompressGuard(&mut *info);
-            let d = &mut *guard.0;
-            jpeg_mem_src(d, input.as_ptr(), input.len() as c_ulong);
-            jpeg_read_header(d, 1 as boolean);
+            let mut reader = Reader::open(input, new_error_mgr(), false);
+            let d = &mut *reader.info;
             let coefficients = jpeg_read_coefficients(d);
             let planned = plan(d, orientation).unwrap();
             check_output(out, d, coefficients, &planned.geometry, &planned.layouts)

@@ -24,7 +24,7 @@
 //!
 //! The variants are chosen inside the steps (what [`decode`] hands on, what [`transform`]
 //! returns, which encoder [`encode`] calls), never by a separate runner. Helpers the steps
-//! share sit beside them: [`color`], [`profile`], [`smart`], [`quality`], [`score`], [`budget`]. Everything
+//! share sit beside them: [`color`], [`profile`], [`smart`], [`quality`], [`score`], [`budget`]; [`memory`] predicts a job's peak memory for admission. Everything
 //! here is synchronous and CPU-bound: callers run it off their async runtime.
 
 pub mod budget;
@@ -34,6 +34,7 @@ pub mod decode;
 pub mod dry_run;
 pub mod encode;
 pub mod job;
+pub mod memory;
 pub mod plan;
 pub mod probe;
 pub mod profile;
@@ -92,15 +93,15 @@ pub fn optimize(
     request: &Request,
     limits: &Limits,
 ) -> Result<Output, CoreError> {
-    guarded("the decoder gave up on this image", || {
-        let job = Job {
-            input,
-            probe,
-            request,
-            limits,
-            sizes: Sizes::Original,
-        };
-        run(&job)?
+    let job = Job {
+        input,
+        probe,
+        request,
+        limits,
+        sizes: Sizes::Original,
+    };
+    guarded_job(&job, |job| {
+        run(job)?
             .pop()
             .ok_or_else(|| CoreError::Encode("no output was produced".into()))
     })
@@ -115,16 +116,14 @@ pub fn optimize_resized(
     specs: &[ResizeSpec],
     limits: &Limits,
 ) -> Result<Vec<Output>, CoreError> {
-    guarded("the decoder gave up on this image", || {
-        let job = Job {
-            input,
-            probe,
-            request,
-            limits,
-            sizes: Sizes::Resized(specs),
-        };
-        run(&job)
-    })
+    let job = Job {
+        input,
+        probe,
+        request,
+        limits,
+        sizes: Sizes::Resized(specs),
+    };
+    guarded_job(&job, run)
 }
 
 /// What [`optimize`] (`specs` `None`) or [`optimize_resized`] would make, without encoding:
@@ -136,16 +135,23 @@ pub fn dry_run(
     specs: Option<&[ResizeSpec]>,
     limits: &Limits,
 ) -> Result<DryRun, CoreError> {
-    guarded("the decoder gave up on this image", || {
-        let job = Job {
-            input,
-            probe,
-            request,
-            limits,
-            sizes: specs.map_or(Sizes::Original, Sizes::Resized),
-        };
-        dry_run::run(&job)
-    })
+    let job = Job {
+        input,
+        probe,
+        request,
+        limits,
+        sizes: specs.map_or(Sizes::Original, Sizes::Resized),
+    };
+    guarded_job(&job, dry_run::run)
+}
+
+/// `steps` on `job` behind the panic boundary.
+fn guarded_job<T>(
+    job: &Job<'_>,
+    steps: impl FnOnce(&Job<'_>) -> Result<T, CoreError> + std::panic::UnwindSafe,
+) -> Result<T, CoreError> {
+    let job = std::panic::AssertUnwindSafe(job);
+    guarded("the decoder gave up on this image", move || steps(*job))
 }
 
 /// The panic boundary: a codec panic (or a libjpeg fatal error, which unwinds) becomes

@@ -81,7 +81,7 @@ fn kind(job: &Job<'_>) -> Kind {
 
 /// Whether this request can be served without decoding to pixels. Animated PNG also comes
 /// here when `lossy` (there is no lossy APNG encoder; decoding would keep one frame of it).
-fn recodes(probe: &Probe, request: &Request) -> bool {
+pub(crate) fn recodes(probe: &Probe, request: &Request) -> bool {
     let apng = probe.format == ImageFormat::Png && probe.is_animated();
     request.format.resolve(probe.format) == Some(probe.format)
         && (!request.lossy || apng)

@@ -72,7 +72,7 @@ error_codes! {
     InvalidMetricsToken => "invalid_metrics_token": "401: `GET /metrics` without the server's `--metrics-token` as `Authorization: Bearer`.",
     NotFound => "not_found": "404: no such endpoint, or no such (or expired) hosted result.",
     InputTooLarge => "input_too_large": "413: the image (or the body) is over the byte limit.",
-    TooManyPixels => "too_many_pixels": "413: the image has more pixels (counting frames) than allowed, or needs more memory than the budget.",
+    TooManyPixels => "too_many_pixels": "413: the image has more pixels (counting frames) than allowed, or its decoder would need more memory than a single image may take.",
     UnsupportedMediaType => "unsupported_media_type": "415: not an image in an accepted format (the message names what was detected).",
     CorruptImage => "corrupt_image": "422: the image is corrupt or truncated.",
     BudgetUnreachable => "budget_unreachable": "422: `min_ssimulacra2` cannot be kept within `max_bytes` (or cannot be reached at all); `details` give the smallest size reached at the floor, with its format, quality and score.",
@@ -423,11 +423,6 @@ impl From<AdmissionError> for ApiError {
     fn from(e: AdmissionError) -> Self {
         let message = e.to_string();
         match e {
-            AdmissionError::OverBudget { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::TooManyPixels,
-                message,
-            ),
             AdmissionError::Overloaded => Self::unavailable(message),
         }
     }
@@ -749,13 +744,9 @@ mod tests {
                 ErrorCode::InputTooLarge,
             ),
             (
-                AdmissionError::OverBudget {
-                    cost_mib: 9,
-                    budget_mib: 1,
-                }
-                .into(),
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::TooManyPixels,
+                AdmissionError::Overloaded.into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Overloaded,
             ),
             (
                 ServiceError::NoSuchResult("x.png".into()).into(),

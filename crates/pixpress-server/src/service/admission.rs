@@ -1,10 +1,12 @@
 //! Admission control for image work (the work gate): this module owns the worker slots, the
 //! memory budget and the queue. Every image is admitted against two bounds: a number of worker
-//! slots (CPU) and a memory budget in MiB, charged by the decode memory predicted from the
-//! header (width × height × frames × 4 bytes, times a working-copy factor) before any pixel is
-//! decoded. What does not fit right away waits in a bounded queue; when the queue is full the
-//! request is refused at once (503 `overloaded` with `Retry-After`, chosen by `http::error`), so
-//! a burst of big images costs neither unbounded memory nor an out-of-memory kill.
+//! slots (CPU) and a memory budget in MiB, charged by the working memory the core predicts from
+//! the header and the request (`pixpress_core::predicted_memory`, the quality search included)
+//! before any pixel is decoded. What does not fit right away waits in a bounded queue; when the
+//! queue is full the request is refused at once (503 `overloaded` with `Retry-After`, chosen by
+//! `http::error`), so a burst of big images costs neither unbounded memory nor an out-of-memory
+//! kill. An image within the pixel limit is never refused for its size: one predicted to need
+//! more than the whole budget is charged the whole budget, so it runs alone.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,16 +17,10 @@ use crate::metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
-    /// The image alone needs more than the whole budget (413 `too_many_pixels`).
-    #[error("processing this image needs about {cost_mib} MiB, more than this server's budget of {budget_mib} MiB")]
-    OverBudget { cost_mib: u64, budget_mib: u32 },
     /// The queue is full (503 `overloaded`, with `Retry-After`).
     #[error("the server is busy with other images; retry after the Retry-After delay")]
     Overloaded,
 }
-
-/// Decoded pixels plus the transform's and encoder's working copies.
-const WORKING_COPIES: u64 = 3;
 
 #[derive(Clone, Debug)]
 pub struct WorkGate {
@@ -51,13 +47,8 @@ impl Drop for WaitingGuard {
     }
 }
 
-/// Predicted working memory of an image, in MiB (at least 1).
-pub fn predicted_mib(width: u32, height: u32, frames: u64) -> u64 {
-    let bytes = u64::from(width)
-        .saturating_mul(u64::from(height))
-        .saturating_mul(frames.max(1))
-        .saturating_mul(4)
-        .saturating_mul(WORKING_COPIES);
+/// Bytes as whole MiB, rounded up (at least 1): what the gate charges.
+pub fn charge_mib(bytes: u64) -> u64 {
     bytes.div_ceil(1024 * 1024).max(1)
 }
 
@@ -76,14 +67,10 @@ impl WorkGate {
         self.budget_mib
     }
 
+    /// Waits for a worker slot and `cost_mib` of the budget (all of it, for an image predicted
+    /// to need more), or is refused at once when the queue is full.
     pub async fn admit(&self, cost_mib: u64) -> Result<Admission, AdmissionError> {
-        if cost_mib > u64::from(self.budget_mib) {
-            return Err(AdmissionError::OverBudget {
-                cost_mib,
-                budget_mib: self.budget_mib,
-            });
-        }
-        let cost = cost_mib as u32;
+        let cost = cost_mib.min(u64::from(self.budget_mib)) as u32;
         if let Some(admission) = self.try_admit(cost) {
             return Ok(admission);
         }
@@ -139,7 +126,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_budget_limits_concurrency_and_oversize_is_refused() {
+    async fn memory_budget_limits_concurrency_and_oversize_runs_alone() {
         let gate = WorkGate::new(8, 100, 0);
         let a = gate.admit(60).await.unwrap();
         assert!(matches!(
@@ -148,14 +135,16 @@ mod tests {
         ));
         let b = gate.admit(40).await.unwrap();
         drop((a, b));
+        // Over the whole budget: charged all of it, so nothing else runs beside it.
+        let alone = gate.admit(1000).await.unwrap();
         assert!(matches!(
-            gate.admit(101).await.unwrap_err(),
-            AdmissionError::OverBudget { cost_mib: 101, .. }
+            gate.admit(1).await.unwrap_err(),
+            AdmissionError::Overloaded
         ));
-        assert_eq!(predicted_mib(4000, 3000, 1), 138);
-        assert_eq!(
-            predicted_mib(u32::MAX, u32::MAX, u64::MAX),
-            u64::MAX.div_ceil(1024 * 1024)
-        );
+        drop(alone);
+        assert!(gate.admit(100).await.is_ok());
+        assert_eq!(charge_mib(1), 1);
+        assert_eq!(charge_mib(12 * 1024 * 1024 + 1), 13);
+        assert_eq!(charge_mib(u64::MAX), u64::MAX.div_ceil(1024 * 1024));
     }
 }

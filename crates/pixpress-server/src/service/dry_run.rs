@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pixpress_core::warning::{self, Warning};
 use pixpress_core::DryRun;
 
-use crate::service::admission::predicted_mib;
+use crate::service::admission::charge_mib;
 use crate::service::answer::{Answer, DryRunAnswer, DryRunOutput};
 use crate::service::error::ServiceError;
 use crate::service::job::Job;
@@ -19,8 +19,13 @@ impl Service {
         let original_size = input.len() as u64;
         let limits = self.input_limits;
         let probe = pixpress_core::inspect(&input, &limits)?;
-        let cost = predicted_mib(probe.width, probe.height, probe.frames);
         let request = job.request.clone();
+        // A dry run decodes as the real request would, but never scores or encodes.
+        let decode_only = pixpress_core::Request {
+            lossy: false,
+            ..request.clone()
+        };
+        let cost = charge_mib(pixpress_core::predicted_memory(&probe, &decode_only, true));
         let specs = job.resize.as_ref().map(|resize| resize.specs());
         let planned = self
             .run_image_work(cost, move || {

@@ -15,7 +15,7 @@ use crate::accounts::keys::{self, Verdict};
 use crate::accounts::ratelimit::{Decision, RateLimitError};
 use crate::accounts::usage::{self, Headroom, Reservation, Reserved};
 use crate::metrics::{self, Refusal, Step};
-use crate::service::admission::predicted_mib;
+use crate::service::admission::charge_mib;
 use crate::service::answer::{build_response, Answer, MultiResponse, OptimizeResponse};
 use crate::service::error::ServiceError;
 use crate::service::job::{Input, Job};
@@ -243,8 +243,11 @@ impl Service {
         let limits = self.input_limits;
         // Header-only: format, dimensions and frames, for the pixel limit and the memory estimate.
         let probe = pixpress_core::inspect(&input, &limits)?;
-        let cost = predicted_mib(probe.width, probe.height, probe.frames)
-            + scoring_mib(&request, probe.width, probe.height);
+        let cost = charge_mib(pixpress_core::predicted_memory(
+            &probe,
+            &request,
+            job.resize.is_some(),
+        ));
         let (original_width, original_height) = probe.oriented_dimensions();
         let host = Host {
             service: self,
@@ -341,14 +344,6 @@ fn record_bytes(input: u64, answer: &Answer) {
         Answer::DryRun(_) => Vec::new(),
     };
     metrics::record_bytes(input, outputs);
-}
-
-/// The perceptual search's own working memory, charged on top of the decode estimate.
-fn scoring_mib(request: &pixpress_core::Request, width: u32, height: u32) -> u64 {
-    if !request.lossy {
-        return 0;
-    }
-    pixpress_core::scoring_memory_bytes(width, height).div_ceil(1024 * 1024)
 }
 
 /// Hosting for one request: the caller's key and the input's size, shared by every output.

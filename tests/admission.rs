@@ -1,0 +1,264 @@
+//! Admission under memory pressure (issue 20): every image within the documented limits is
+//! processed, queued or answered `503` — never `413` — and the server's peak memory stays within
+//! its configured budget plus a fixed allowance, because each job is charged its predicted
+//! working memory (`pixpress_core::predicted_memory`, which covers decoding, the codecs and the
+//! quality search) before any pixel is decoded. Memory is read from /proc (VmHWM: the peak
+//! resident set; VmRSS: now). The calibration that gave the prediction's figures is the ignored
+//! test `memory_per_pixel_by_kind` (`bash bench/admission.sh`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use image::{DynamicImage, RgbImage};
+use serde_json::{json, Value};
+
+/// The budget the pressure test configures, and what peak RSS may exceed it by (the process
+/// itself, its runtime and buffers, and the request bodies in flight).
+const BUDGET_MIB: u64 = 1024;
+const ALLOWANCE_MIB: u64 = 150;
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+fn mib(kib: u64) -> u64 {
+    kib / 1024
+}
+
+/// A 12 MP JPEG (4000x3000) from a corpus photo.
+fn photo_12mp() -> Vec<u8> {
+    let photo = decode(&corpus("photo_elephants_art.jpg"));
+    let big = photo.resize_exact(4000, 3000, image::imageops::FilterType::Triangle);
+    let mut out = std::io::Cursor::new(Vec::new());
+    big.write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("jpeg");
+    out.into_inner()
+}
+
+/// A 90 MP RGB PNG (9500x9474): gradients with a fine texture, so it compresses to a few MB.
+fn png_90mp() -> Vec<u8> {
+    let image = RgbImage::from_fn(9500, 9474, |x, y| {
+        image::Rgb([(x / 40) as u8, (y / 40) as u8, ((x ^ y) & 0x0f) as u8 * 8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(image)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
+    out.into_inner()
+}
+
+async fn send(server: &Server, file: &[u8], name: &str, options: &Value) -> (u16, Value) {
+    let mut data = options.clone();
+    data["api_key"] = json!(server.key);
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("client")
+        .post(server.url("/v1/upload"))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .part(
+                    "image",
+                    reqwest::multipart::Part::bytes(file.to_vec()).file_name(name.to_string()),
+                )
+                .text("data", data.to_string()),
+        )
+        .send()
+        .await
+        .expect("upload");
+    json_of(response).await
+}
+
+/// Waits until the server's resident set stops falling (allocators give memory back lazily).
+async fn settled_rss_kib(pid: u32) -> u64 {
+    let mut last = status_kib(pid, "VmRSS:");
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = status_kib(pid, "VmRSS:");
+        if now >= last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_12mp_photos_and_a_90mp_png_are_processed_or_503_within_the_budget() {
+    let server = Server::start(&[
+        "--memory-budget-mib",
+        &BUDGET_MIB.to_string(),
+        "--workers",
+        "2",
+        "--max-queue",
+        "12",
+    ]);
+    let pid = server.pid();
+    let photo = photo_12mp();
+    let png = png_90mp();
+    // Warm up (allocator arenas, codec tables) with one small image, then take idle.
+    let (status, _) = send(&server, &corpus("photo_storm.jpg"), "w.jpg", &json!({})).await;
+    assert_eq!(status, 200);
+    let idle = settled_rss_kib(pid).await;
+
+    let started = Instant::now();
+    let server = std::sync::Arc::new(server);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (server, photo) = (server.clone(), photo.clone());
+        // Half lossy with the perceptual search (the scoring path), half the lossless re-code.
+        let options = if i % 2 == 0 {
+            json!({"lossy": true})
+        } else {
+            json!({})
+        };
+        tasks.push(tokio::spawn(async move {
+            let (status, body) = send(&server, &photo, "p.jpg", &options).await;
+            ("12 MP JPEG", status, body)
+        }));
+    }
+    {
+        let (server, png) = (server.clone(), png.clone());
+        tasks.push(tokio::spawn(async move {
+            let (status, body) = send(&server, &png, "big.png", &json!({})).await;
+            ("90 MP PNG", status, body)
+        }));
+    }
+    let mut ok = 0;
+    let mut busy = 0;
+    let mut png_status = 0;
+    for task in tasks {
+        let (what, status, body) = task.await.expect("task");
+        assert!(
+            status == 200 || status == 503,
+            "{what}: only 200 or 503 within the limits, got {status}: {body}"
+        );
+        if status == 503 {
+            assert_eq!(body["error"]["code"], "overloaded", "{body}");
+            busy += 1;
+        } else {
+            ok += 1;
+        }
+        if what == "90 MP PNG" {
+            png_status = status;
+        }
+    }
+    let peak = status_kib(pid, "VmHWM:");
+    eprintln!(
+        "{ok} × 200, {busy} × 503 in {:.1} s; idle {} MiB, peak {} MiB (budget {BUDGET_MIB} MiB)",
+        started.elapsed().as_secs_f64(),
+        mib(idle),
+        mib(peak)
+    );
+    assert!(ok >= 2, "some work got through: {ok} × 200, {busy} × 503");
+    assert!(
+        mib(peak) <= BUDGET_MIB + ALLOWANCE_MIB,
+        "peak RSS {} MiB over the budget {BUDGET_MIB} MiB + {ALLOWANCE_MIB} MiB",
+        mib(peak)
+    );
+    // A 503 is only "busy": alone, the 90 MP PNG is processed.
+    if png_status == 503 {
+        let (status, body) = send(&server, &png, "big.png", &json!({})).await;
+        assert_eq!(status, 200, "the 90 MP PNG alone: {body}");
+    }
+    let after = settled_rss_kib(pid).await;
+    eprintln!("RSS after: {} MiB (idle {} MiB)", mib(after), mib(idle));
+    assert!(
+        after * 10 <= idle * 12,
+        "RSS {} MiB did not come back within 20 % of idle {} MiB",
+        mib(after),
+        mib(idle)
+    );
+}
+
+/// Calibration, not a check: one request of each kind on a fresh server, its peak RSS over idle
+/// per source pixel beside the prediction. `bash bench/admission.sh` runs it on a release build.
+#[tokio::test]
+#[ignore]
+async fn memory_per_pixel_by_kind() {
+    let photo = photo_12mp();
+    let png = png_90mp();
+    let cases: Vec<(&str, &[u8], Value)> = vec![
+        ("12 MP JPEG, lossless re-code", &photo, json!({})),
+        (
+            "12 MP JPEG, lossy auto quality",
+            &photo,
+            json!({"lossy": true}),
+        ),
+        (
+            "12 MP JPEG, lossy q80",
+            &photo,
+            json!({"lossy": true, "quality": 80}),
+        ),
+        (
+            "12 MP JPEG → 800 px",
+            &photo,
+            json!({"lossy": true, "quality": 80, "resize": {"strategy": "landscape", "width": 800}}),
+        ),
+        (
+            "12 MP JPEG → WebP auto",
+            &photo,
+            json!({"lossy": true, "format": "webp"}),
+        ),
+        ("90 MP PNG, lossless re-code", &png, json!({})),
+        (
+            "90 MP PNG → 800 px",
+            &png,
+            json!({"resize": {"strategy": "landscape", "width": 800}}),
+        ),
+        (
+            "90 MP PNG → JPEG q80",
+            &png,
+            json!({"lossy": true, "quality": 80, "format": "jpeg"}),
+        ),
+    ];
+    println!("| request | pixels | idle MiB | peak MiB | B/pixel over idle | predicted B/pixel |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (what, file, options) in cases {
+        let server = Server::start(&["--workers", "1", "--memory-budget-mib", "100000"]);
+        let pid = server.pid();
+        let (status, _) = send(&server, &corpus("photo_storm.jpg"), "w.jpg", &json!({})).await;
+        assert_eq!(status, 200);
+        let idle = settled_rss_kib(pid).await;
+        let started = Instant::now();
+        let (status, body) = send(&server, file, "in", &options).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        let peak = status_kib(pid, "VmHWM:");
+        let probe = pixpress_core::inspect(file, &pixpress_core::Limits::default()).expect("probe");
+        let pixels = u64::from(probe.width) * u64::from(probe.height);
+        let predicted = predicted_for(file, &options);
+        println!(
+            "| {what} ({:.1} s) | {pixels} | {} | {} | {:.1} | {:.1} |",
+            started.elapsed().as_secs_f64(),
+            mib(idle),
+            mib(peak),
+            (peak.saturating_sub(idle) * 1024) as f64 / pixels as f64,
+            predicted as f64 / pixels as f64
+        );
+    }
+}
+
+/// The core's prediction for a request, as the server asks for it.
+fn predicted_for(file: &[u8], options: &Value) -> u64 {
+    let limits = pixpress_core::Limits::default();
+    let probe = pixpress_core::inspect(file, &limits).expect("probe");
+    let request = pixpress_core::Request {
+        lossy: options["lossy"].as_bool().unwrap_or(false),
+        quality: options["quality"].as_u64().map(|q| q as u8),
+        format: match options["format"].as_str() {
+            Some("jpeg") => pixpress_core::OutputFormat::Jpeg,
+            Some("webp") => pixpress_core::OutputFormat::Webp,
+            _ => pixpress_core::OutputFormat::Same,
+        },
+        ..pixpress_core::Request::default()
+    };
+    pixpress_core::predicted_memory(&probe, &request, options.get("resize").is_some())
+}
