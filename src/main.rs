@@ -2,6 +2,7 @@
 //! manages API keys in the same database the server uses, `optimize` runs the pipeline on
 //! local files (src/optimize/).
 
+mod memory;
 mod optimize;
 
 use std::net::SocketAddr;
@@ -219,7 +220,10 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Optimize(args) => Ok(optimize::run(args)),
         Command::Serve(args) => runtime()?
-            .block_on(serve(cli.state, args))
+            .block_on(async {
+                memory::collect_freed_memory_periodically();
+                serve(cli.state, args).await
+            })
             .map(|()| ExitCode::SUCCESS),
         Command::Keys(command) => runtime()?
             .block_on(run_keys(cli.state, command))

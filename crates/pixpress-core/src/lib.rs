@@ -24,13 +24,12 @@ pub use warning::Warning;
 // the benchmarks use is named here, so the modules behind it can move without breaking them.
 pub use codec::any::decode_any;
 pub use pipeline::color::{parse_color, ColorError, Rgba};
-pub use pipeline::memory::{largest_predicted_memory, predicted_memory};
+pub use pipeline::memory::{largest_predicted_memory, predicted_decode_memory, predicted_memory};
 pub use pipeline::plan::geometry::{
     plan_resize, Gravity, Rect, ResizeError, ResizePlan, ResizeSpec, ResizeWarning, Strategy,
     MAX_DIMENSION,
 };
 pub use pipeline::probe::Probe;
-pub use pipeline::quality::scoring_memory_bytes;
 pub use pipeline::request::FormatSet;
 pub use pipeline::score::Reference;
 pub use pipeline::transform::apply_resize;

@@ -1,67 +1,141 @@
 //! The memory a job will take at its peak, predicted from the header and the request alone, so
 //! that the server can admit the job against its memory budget before a pixel exists. The
-//! figures are bytes per source pixel (each frame counted) for each variant of the pipeline,
-//! measured as peak resident memory over the idle process, one request at a time, on the
-//! corpus-derived 12 MP JPEG and 90 MP PNG of `tests/admission.rs` (`bash bench/admission.sh`),
-//! and rounded up; the perceptual search's own working memory ([`scoring_memory_bytes`]) is
-//! added when it runs.
+//! figures are bytes per pixel (each frame counted) for each variant of the pipeline, measured
+//! as peak resident memory over the idle process, one request at a time, on the corpus photos
+//! and the corpus-derived 12 MP JPEG and 90 MP PNG of `tests/admission.rs`
+//! (`bash bench/admission.sh`), and rounded up. A re-code is charged per source pixel; a still
+//! image for its decode per source pixel, plus its largest output's encode per output pixel
+//! and, when the quality search runs, the search's own memory ([`scoring_memory_bytes`]).
 
-use super::plan;
+use super::plan::{self, geometry};
 use super::probe::Probe;
-use super::quality::scoring_memory_bytes;
 use super::request::Request;
+use super::score;
 use crate::format::ImageFormat;
 
 /// The lossless JPEG re-code: the DCT coefficients of the input and of the turned copy, the
-/// output, and the proof's read-back.
-const RECODE_JPEG_BYTES_PER_PIXEL: u64 = 12;
-/// oxipng: the unfiltered image, a filtered copy per trial running in parallel, the deflate
-/// state, then the proof decoding input and output.
-const RECODE_PNG_BYTES_PER_PIXEL: u64 = 12;
-/// GIF and WebP re-codes decode to RGBA and compare.
-const RECODE_OTHER_BYTES_PER_PIXEL: u64 = 12;
-/// A still image: the decoded pixels, the oriented / converted copy, the transform's output
-/// and the encoder's buffers.
-const STILL_BYTES_PER_PIXEL: u64 = 12;
-/// Every frame on a full RGBA canvas, resized copies and the animation encoder's.
-const ANIMATION_BYTES_PER_PIXEL: u64 = 12;
+/// output, and the proof's read-back (measured 12.4–12.8 on the 12 MP JPEG).
+const RECODE_JPEG_BYTES_PER_PIXEL: u64 = 14;
+/// oxipng: the unfiltered image, filtered copies for the trials running in parallel, the
+/// deflate state, then the proof decoding input and output (measured 17.9–18.5 on 90 MP).
+const RECODE_PNG_BYTES_PER_PIXEL: u64 = 20;
+/// GIF and WebP re-codes decode to RGBA and compare (not measured: PNG's figure).
+const RECODE_OTHER_BYTES_PER_PIXEL: u64 = 20;
+/// Decoding a still image for a resize: the decoded pixels and their converted copy, per
+/// source pixel (measured 2.8 on the 12 MP JPEG, 3.6 on the 90 MP PNG, thumbnails).
+const DECODE_BYTES_PER_PIXEL: u64 = 4;
+/// Decoding plus encoding an output of the source's size, per output pixel, by format:
+/// JPEG measured 16.0–17.1 from JPEG sources and 24.4 from the 90 MP PNG; PNG (oxipng on
+/// the re-encoded pixels) 36.5. WebP is taken as JPEG's; AVIF and GIF, not measured, as PNG's.
+fn still_bytes_per_pixel(format: Option<ImageFormat>) -> u64 {
+    match format {
+        Some(ImageFormat::Jpeg | ImageFormat::Webp) => 25,
+        Some(ImageFormat::Png | ImageFormat::Avif | ImageFormat::Gif) | None => 37,
+    }
+}
+/// Every frame on a full RGBA canvas, resized copies and the animation encoder's, per frame
+/// pixel (not measured: a re-code's figure).
+const ANIMATION_BYTES_PER_PIXEL: u64 = 20;
+/// The quality search on the sample of a big image (two trials at once, each encoded, decoded
+/// and compared with the sample's reference): measured 257 MB over a fixed-quality encode on
+/// the 12 MP JPEG.
+const SAMPLED_SEARCH_BYTES: u64 = 280 * 1024 * 1024;
+/// Scoring on the whole image (the search itself under [`score::SAMPLE_ABOVE_PIXELS`], the
+/// whole-image check up to [`super::quality::VERIFY_UP_TO_PIXELS`]): the reference and a
+/// comparison per trial, per scored pixel (measured 176 on the 4 MP photo).
+const WHOLE_SCORING_BYTES_PER_PIXEL: u64 = 200;
 
-/// Predicted peak working memory of a job in bytes. `resized`: the request has a `resize`.
-pub fn predicted_memory(probe: &Probe, request: &Request, resized: bool) -> u64 {
-    let pixels = u64::from(probe.width)
+/// Predicted peak working memory of a job in bytes: `specs` are the `resize` entries, if any.
+pub fn predicted_memory(
+    probe: &Probe,
+    request: &Request,
+    specs: Option<&[geometry::ResizeSpec]>,
+) -> u64 {
+    let frames = probe.frames.max(1);
+    let source = u64::from(probe.width)
         .saturating_mul(u64::from(probe.height))
-        .saturating_mul(probe.frames.max(1));
-    let recode = !resized && plan::recodes(probe, request);
-    let per_pixel = match (recode, probe.format) {
-        (true, ImageFormat::Jpeg) => RECODE_JPEG_BYTES_PER_PIXEL,
-        (true, ImageFormat::Png) => RECODE_PNG_BYTES_PER_PIXEL,
-        (true, _) => RECODE_OTHER_BYTES_PER_PIXEL,
-        (false, _) if probe.is_animated() => ANIMATION_BYTES_PER_PIXEL,
-        (false, _) => STILL_BYTES_PER_PIXEL,
+        .saturating_mul(frames);
+    if specs.is_none() && plan::recodes(probe, request) {
+        let per_pixel = match probe.format {
+            ImageFormat::Jpeg => RECODE_JPEG_BYTES_PER_PIXEL,
+            ImageFormat::Png => RECODE_PNG_BYTES_PER_PIXEL,
+            _ => RECODE_OTHER_BYTES_PER_PIXEL,
+        };
+        return source.saturating_mul(per_pixel);
+    }
+    if probe.is_animated()
+        && !matches!(
+            request.format.resolve(probe.format),
+            Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Avif)
+        )
+    {
+        return source.saturating_mul(ANIMATION_BYTES_PER_PIXEL);
+    }
+    let target = request.format.resolve(probe.format);
+    let (width, height) = probe.oriented_dimensions();
+    let outputs: Vec<(u32, u32)> = match specs {
+        None | Some([]) => vec![(width, height)],
+        Some(specs) => specs
+            .iter()
+            .map(|spec| {
+                geometry::plan_resize(width, height, spec)
+                    .map_or((width, height), |plan| plan.canvas)
+            })
+            .collect(),
     };
-    let scoring = if searches_or_scores(request) && !recode {
-        scoring_memory_bytes(probe.width, probe.height)
+    let encoding = outputs
+        .iter()
+        .map(|&(w, h)| {
+            let pixels = u64::from(w) * u64::from(h);
+            let encode = pixels.saturating_mul(still_bytes_per_pixel(target));
+            let scoring = if searches_or_scores(request) {
+                scoring_memory_bytes(w, h)
+            } else {
+                0
+            };
+            encode.saturating_add(scoring)
+        })
+        .max()
+        .unwrap_or(0);
+    let decode = u64::from(probe.width)
+        .saturating_mul(u64::from(probe.height))
+        .saturating_mul(DECODE_BYTES_PER_PIXEL);
+    decode.saturating_add(encoding)
+}
+
+/// What decoding alone takes (a dry run decodes but never encodes), every frame counted.
+pub fn predicted_decode_memory(probe: &Probe) -> u64 {
+    u64::from(probe.width)
+        .saturating_mul(u64::from(probe.height))
+        .saturating_mul(probe.frames.max(1))
+        .saturating_mul(DECODE_BYTES_PER_PIXEL)
+}
+
+/// Extra memory the perceptual search needs for an output of this size, in bytes.
+pub fn scoring_memory_bytes(width: u32, height: u32) -> u64 {
+    let pixels = u64::from(width).saturating_mul(u64::from(height));
+    let whole =
+        if !score::wants_sample(width, height) || pixels <= super::quality::VERIFY_UP_TO_PIXELS {
+            pixels.saturating_mul(WHOLE_SCORING_BYTES_PER_PIXEL)
+        } else {
+            0
+        };
+    let sampled = if score::wants_sample(width, height) {
+        SAMPLED_SEARCH_BYTES
     } else {
         0
     };
-    pixels.saturating_mul(per_pixel).saturating_add(scoring)
+    whole.max(sampled)
 }
 
-/// The most a single-frame job within `max_pixels` is predicted to take (the largest
-/// per-pixel figure, with the quality search): a budget below it runs such images alone.
+/// The most a single-frame job within `max_pixels` is predicted to take (a full-size PNG
+/// re-encode with the quality search): a budget below it runs such images alone.
 pub fn largest_predicted_memory(max_pixels: u64) -> u64 {
     let side = (max_pixels as f64).sqrt() as u32;
-    let per_pixel = [
-        RECODE_JPEG_BYTES_PER_PIXEL,
-        RECODE_PNG_BYTES_PER_PIXEL,
-        RECODE_OTHER_BYTES_PER_PIXEL,
-        STILL_BYTES_PER_PIXEL,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(STILL_BYTES_PER_PIXEL);
+    let encode = max_pixels.saturating_mul(still_bytes_per_pixel(None));
     max_pixels
-        .saturating_mul(per_pixel)
+        .saturating_mul(DECODE_BYTES_PER_PIXEL)
+        .saturating_add(encode)
         .saturating_add(scoring_memory_bytes(side, side))
 }
 
@@ -73,6 +147,7 @@ fn searches_or_scores(request: &Request) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::plan::geometry::{ResizeSpec, Strategy};
     use image::metadata::Orientation;
 
     fn probe(format: ImageFormat, width: u32, height: u32, frames: u64) -> Probe {
@@ -88,7 +163,7 @@ mod tests {
     #[test]
     fn scoring_is_charged_only_when_it_runs() {
         let photo = probe(ImageFormat::Jpeg, 4000, 3000, 1);
-        let lossless = predicted_memory(&photo, &Request::default(), false);
+        let lossless = predicted_memory(&photo, &Request::default(), None);
         let fixed = predicted_memory(
             &photo,
             &Request {
@@ -96,7 +171,7 @@ mod tests {
                 quality: Some(80),
                 ..Request::default()
             },
-            false,
+            None,
         );
         let searched = predicted_memory(
             &photo,
@@ -104,11 +179,29 @@ mod tests {
                 lossy: true,
                 ..Request::default()
             },
-            false,
+            None,
         );
         assert_eq!(searched - fixed, scoring_memory_bytes(4000, 3000));
         assert!(lossless > 0 && fixed > 0);
+        // A thumbnail is charged its decode and its small output, not a full-size encode.
+        let thumbnail = [ResizeSpec {
+            strategy: Strategy::Landscape { width: 800 },
+            enlarge: false,
+        }];
+        let small = predicted_memory(
+            &photo,
+            &Request {
+                lossy: true,
+                quality: Some(80),
+                ..Request::default()
+            },
+            Some(&thumbnail),
+        );
+        assert!(small < fixed / 4, "{small} vs {fixed}");
         let huge = probe(ImageFormat::Png, u32::MAX, u32::MAX, u64::MAX);
-        assert_eq!(predicted_memory(&huge, &Request::default(), true), u64::MAX);
+        assert_eq!(
+            predicted_memory(&huge, &Request::default(), Some(&[])),
+            u64::MAX
+        );
     }
 }

@@ -203,27 +203,6 @@ fn evaluate_all<T: Send>(
     })
 }
 
-/// Working memory of a fast-ssim2 reference plus one comparison, per scored pixel (measured:
-/// ~500 MB peak for a 4.9 MP photo, decode included).
-const SCORING_BYTES_PER_PIXEL: u64 = 100;
-
-/// Extra memory the perceptual search may need for an image of this size, in bytes: the
-/// scored subject (the sample, or the whole image when it is small) and the whole-image check.
-pub fn scoring_memory_bytes(width: u32, height: u32) -> u64 {
-    let pixels = u64::from(width).saturating_mul(u64::from(height));
-    let subject = if score::wants_sample(width, height) {
-        score::SAMPLE_PIXELS
-    } else {
-        pixels
-    };
-    let whole = if pixels <= VERIFY_UP_TO_PIXELS {
-        pixels
-    } else {
-        0
-    };
-    subject.max(whole).saturating_mul(SCORING_BYTES_PER_PIXEL)
-}
-
 /// After a sampled search: encodes the whole image at the found quality and, when the image is
 /// small enough to score whole, corrects the sample's bias. The bias is how much better the
 /// sample scored than the whole image at the found quality (+0.8 to +1.6 on four corpus photos,

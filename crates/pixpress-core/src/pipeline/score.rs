@@ -13,8 +13,6 @@ use image::{DynamicImage, GenericImageView, RgbImage, RgbaImage};
 pub const SAMPLE_ABOVE_PIXELS: u64 = 1_500_000;
 const TILE: u32 = 128;
 const TILES_PER_SIDE: u32 = 8;
-/// Pixels in the sample: 8×8 tiles of 128×128, 1 MP.
-pub const SAMPLE_PIXELS: u64 = (TILE * TILE * TILES_PER_SIDE * TILES_PER_SIDE) as u64;
 /// SSIMULACRA2 is undefined below 8×8.
 const MIN_SIDE: u32 = 8;
 const BACKDROP: u16 = 128;

@@ -21,11 +21,7 @@ impl Service {
         let probe = pixpress_core::inspect(&input, &limits)?;
         let request = job.request.clone();
         // A dry run decodes as the real request would, but never scores or encodes.
-        let decode_only = pixpress_core::Request {
-            lossy: false,
-            ..request.clone()
-        };
-        let cost = charge_mib(pixpress_core::predicted_memory(&probe, &decode_only, true));
+        let cost = charge_mib(pixpress_core::predicted_decode_memory(&probe));
         let specs = job.resize.as_ref().map(|resize| resize.specs());
         let planned = self
             .run_image_work(cost, move || {

@@ -243,10 +243,11 @@ impl Service {
         let limits = self.input_limits;
         // Header-only: format, dimensions and frames, for the pixel limit and the memory estimate.
         let probe = pixpress_core::inspect(&input, &limits)?;
+        let specs = job.resize.as_ref().map(|resize| resize.specs());
         let cost = charge_mib(pixpress_core::predicted_memory(
             &probe,
             &request,
-            job.resize.is_some(),
+            specs.as_deref(),
         ));
         let (original_width, original_height) = probe.oriented_dimensions();
         let host = Host {
