@@ -731,7 +731,7 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         // SAFETY: created by jpeg_create_decompress in `open`, destroyed once, here.
-        unsafe { jpeg_destroy_decompress(&mut *self.info) }
+        unsafe { jpeg_destroy_decompress(&mut self.info) }
     }
 }
 
