@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -14,36 +13,6 @@ use serde_json::Value;
 enum Backend {
     Embedded,
     Shared,
-}
-
-/// A fresh PostgreSQL database for one test (dropped with the server's data dir never).
-fn fresh_postgres() -> String {
-    let admin = std::env::var("PIXPRESS_TEST_DATABASE_URL")
-        .expect("PIXPRESS_TEST_DATABASE_URL: run the tests with scripts/test.sh (it starts PostgreSQL and Redis)");
-    let name = format!("pixpress_{}", std::process::id()) + &format!("_{}", rand_suffix());
-    let status = Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-q",
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .status()
-        .expect("psql");
-    assert!(status.success(), "could not create database {name}");
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(b, _)| b)
-        .to_string();
-    format!("{base}/{name}")
-}
-
-fn rand_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{nanos:x}")
 }
 
 fn redis_url() -> String {

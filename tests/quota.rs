@@ -23,30 +23,6 @@ enum Backend {
     Postgres,
 }
 
-/// A fresh PostgreSQL database on the shared server, for one test.
-fn fresh_postgres() -> String {
-    let admin = std::env::var("PIXPRESS_TEST_DATABASE_URL").expect(
-        "PIXPRESS_TEST_DATABASE_URL: run the tests with scripts/test.sh (it starts PostgreSQL)",
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("pixpress_quota_{}_{nanos:x}", std::process::id());
-    let status = Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-q",
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .status()
-        .expect("psql");
-    assert!(status.success(), "could not create database {name}");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{name}")
-}
-
 fn shared_redis() -> String {
     std::env::var("PIXPRESS_TEST_REDIS_URL")
         .expect("PIXPRESS_TEST_REDIS_URL: run the tests with scripts/test.sh")

@@ -121,24 +121,6 @@ fn file_of(url: &str) -> String {
     url.rsplit('/').next().unwrap().to_string()
 }
 
-/// A fresh PostgreSQL database for one test (as in tests/plans.rs).
-fn fresh_postgres() -> String {
-    let admin = env("PIXPRESS_TEST_DATABASE_URL");
-    let name = unique("pixpress_storage").replace('-', "_");
-    let status = Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-q",
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .status()
-        .expect("psql");
-    assert!(status.success(), "could not create database {name}");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{name}")
-}
-
 #[tokio::test]
 async fn two_instances_sharing_s3_and_postgres_serve_each_others_urls() {
     let bucket = unique("hosted");

@@ -38,6 +38,34 @@ pub fn jpeg_with_orientation(name: &str, orientation: u8) -> Vec<u8> {
     bytes
 }
 
+/// A fresh PostgreSQL database on the server scripts/services.sh started, for one test (never
+/// dropped: the test databases go with the service's data directory).
+pub fn fresh_postgres() -> String {
+    let admin = std::env::var("PIXPRESS_TEST_DATABASE_URL").expect(
+        "PIXPRESS_TEST_DATABASE_URL: run the tests with scripts/test.sh (it starts PostgreSQL)",
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!(
+        "pixpress_test_{}_{:x}",
+        std::process::id(),
+        nanos % 0xffff_ffff_ffff
+    );
+    let status = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .status()
+        .expect("psql");
+    assert!(status.success(), "could not create database {name}");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
 pub struct Server {
     child: Child,
     pub base: String,

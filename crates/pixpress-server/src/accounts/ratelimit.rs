@@ -345,47 +345,51 @@ fn new_limiter(per_second: u32) -> Arc<KeyLimiter> {
 }
 
 async fn check_redis(
-    mut manager: redis::aio::ConnectionManager,
+    manager: redis::aio::ConnectionManager,
     key_id: &str,
     per_second: u32,
 ) -> redis::RedisResult<Decision> {
-    let interval_us = 1_000_000 / u64::from(per_second);
-    let reply: Vec<i64> = redis::Script::new(GCRA_LUA)
-        .key(format!("pixpress:rate:{key_id}"))
-        .arg(interval_us)
-        .arg(per_second)
-        .invoke_async(&mut manager)
-        .await?;
-    let at = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
+    let reply = run_gcra_script(GCRA_LUA, manager, key_id, per_second).await?;
     Ok(Decision {
-        allowed: at(0) == 1,
+        allowed: reply(0) == 1,
         limit: per_second,
-        remaining: u32::try_from(at(1)).unwrap_or(u32::MAX).min(per_second),
-        retry_after: Duration::from_micros(at(2)),
-        reset: Duration::from_micros(at(3)),
+        remaining: u32::try_from(reply(1)).unwrap_or(u32::MAX).min(per_second),
+        retry_after: Duration::from_micros(reply(2)),
+        reset: Duration::from_micros(reply(3)),
     })
 }
 
 async fn peek_redis(
-    mut manager: redis::aio::ConnectionManager,
+    manager: redis::aio::ConnectionManager,
     key_id: &str,
     per_second: u32,
 ) -> redis::RedisResult<Decision> {
+    let reply = run_gcra_script(PEEK_LUA, manager, key_id, per_second).await?;
+    Ok(Decision {
+        allowed: true,
+        limit: per_second,
+        remaining: u32::try_from(reply(0)).unwrap_or(u32::MAX).min(per_second),
+        retry_after: Duration::ZERO,
+        reset: Duration::from_micros(reply(1)),
+    })
+}
+
+/// Runs one of the GCRA scripts on the key's state; the reply's fields by index (missing or
+/// negative ones as 0).
+async fn run_gcra_script(
+    script: &str,
+    mut manager: redis::aio::ConnectionManager,
+    key_id: &str,
+    per_second: u32,
+) -> redis::RedisResult<impl Fn(usize) -> u64> {
     let interval_us = 1_000_000 / u64::from(per_second);
-    let reply: Vec<i64> = redis::Script::new(PEEK_LUA)
+    let reply: Vec<i64> = redis::Script::new(script)
         .key(format!("pixpress:rate:{key_id}"))
         .arg(interval_us)
         .arg(per_second)
         .invoke_async(&mut manager)
         .await?;
-    let at = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
-    Ok(Decision {
-        allowed: true,
-        limit: per_second,
-        remaining: u32::try_from(at(0)).unwrap_or(u32::MAX).min(per_second),
-        retry_after: Duration::ZERO,
-        reset: Duration::from_micros(at(1)),
-    })
+    Ok(move |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64)
 }
 
 #[cfg(test)]
