@@ -28,7 +28,14 @@ pub fn run(
     request: &Request,
     limits: &Limits,
 ) -> Result<Encoded, CoreError> {
-    match probe.format {
+    // The plan re-codes only inputs in a format pixpress writes.
+    let Some(format) = probe.format.writable() else {
+        return Err(CoreError::Encode(format!(
+            "{} has no lossless re-code of its own",
+            probe.format.name()
+        )));
+    };
+    match format {
         ImageFormat::Jpeg => jpeg_lossless_recode(input, probe, request.metadata),
         ImageFormat::Png => {
             let mut output = png_lossless(input, probe, request.metadata, limits)?;
@@ -47,11 +54,12 @@ pub fn run(
     }
 }
 
-/// Bytes in the input's own format, at its own size, with no quality to report.
+/// Bytes in the input's own format, at its own size, with no quality to report. Only re-codes
+/// get here, and they exist only for inputs whose own format is their default output.
 fn same_size(probe: &Probe, bytes: Vec<u8>, warnings: Vec<Warning>) -> Encoded {
     Encoded {
         bytes,
-        format: probe.format,
+        format: probe.default_output,
         quality: None,
         ssimulacra2: None,
         warnings,
@@ -123,7 +131,13 @@ fn proven_recode(
     if output.len() >= input.len() {
         return Ok(());
     }
-    verify::recode(input, output, probe.format, probe.is_animated(), limits)
+    verify::recode(
+        input,
+        output,
+        probe.default_output,
+        probe.is_animated(),
+        limits,
+    )
 }
 
 fn png_lossless(
