@@ -25,11 +25,7 @@ async fn optimised(server: &Server, input: &[u8], name: &str, options: Value) ->
 /// The hosted output of an answer, decoded; asserts its media type is `format`'s.
 async fn hosted_pixels(body: &Value, format: &str) -> DynamicImage {
     assert_eq!(body["format"], format, "{body}");
-    let mime = match format {
-        "jpeg" => "image/jpeg",
-        other => &format!("image/{other}")[..],
-    }
-    .to_string();
+    let mime = format!("image/{format}");
     let bytes = fetch_hosted(body["url"].as_str().expect("url"), &mime).await;
     decode(&bytes)
 }
