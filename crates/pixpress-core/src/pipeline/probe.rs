@@ -511,25 +511,27 @@ mod tests {
         bmp
     }
 
-    /// A little-endian TIFF whose one IFD claims a 60000x60000 grey strip that is not there.
-    fn tiff_bomb() -> Vec<u8> {
-        let (width, height) = (60_000u32, 60_000u32);
+    /// A little-endian, uncompressed 8-bit grey TIFF of one strip: `pixels` (which may be
+    /// shorter than width × height says, for a bomb), with an `Orientation` tag when given.
+    fn grey_tiff(width: u32, height: u32, orientation: Option<u32>, pixels: &[u8]) -> Vec<u8> {
         // (tag, type: 3 SHORT / 4 LONG, value)
-        let entries: [(u16, u16, u32); 9] = [
+        let mut entries: Vec<(u16, u16, u32)> = vec![
             (256, 4, width),
             (257, 4, height),
-            (258, 3, 8),   // bits per sample
-            (259, 3, 1),   // no compression
-            (262, 3, 1),   // black is zero
-            (273, 4, 122), // strip offset: just past the IFD
-            (277, 3, 1),   // samples per pixel
-            (278, 4, height),
-            (279, 4, width * height),
+            (258, 3, 8), // bits per sample
+            (259, 3, 1), // no compression
+            (262, 3, 1), // black is zero
+            (273, 4, 0), // strip offset, set below
         ];
+        entries.extend(orientation.map(|o| (274, 3, o)));
+        entries.extend([(277, 3, 1), (278, 4, height), (279, 4, width * height)]);
+        let ifd_len = 2 + 12 * entries.len() + 4;
+        let strip_offset = u32::try_from(8 + ifd_len).expect("small");
         let mut tiff = b"II*\0".to_vec();
         tiff.extend_from_slice(&8u32.to_le_bytes());
         tiff.extend_from_slice(&(entries.len() as u16).to_le_bytes());
         for (tag, kind, value) in entries {
+            let value = if tag == 273 { strip_offset } else { value };
             tiff.extend_from_slice(&tag.to_le_bytes());
             tiff.extend_from_slice(&kind.to_le_bytes());
             tiff.extend_from_slice(&1u32.to_le_bytes());
@@ -541,8 +543,28 @@ mod tests {
             }
         }
         tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-        tiff.extend_from_slice(&[0; 16]);
+        tiff.extend_from_slice(pixels);
         tiff
+    }
+
+    fn tiff_bomb() -> Vec<u8> {
+        grey_tiff(60_000, 60_000, None, &[0; 16])
+    }
+
+    #[test]
+    fn a_tiff_orientation_tag_is_applied() {
+        // 3x2 stored, Orientation 6 (rotate 90° clockwise to view): 2x3 upright.
+        let stored = [10, 20, 30, 40, 50, 60];
+        let input = grey_tiff(3, 2, Some(6), &stored);
+        let limits = Limits::default();
+        let p = run(&input, &limits).unwrap();
+        assert_eq!(p.orientation, Orientation::Rotate90);
+        assert_eq!(p.oriented_dimensions(), (2, 3));
+        let upright = crate::pipeline::decode::pixels(&input, &p, &limits)
+            .unwrap()
+            .to_luma8();
+        // Rotating clockwise puts the stored bottom-left (40) at the top-left.
+        assert_eq!(upright.as_raw(), &vec![40, 10, 50, 20, 60, 30]);
     }
 
     #[test]
