@@ -50,6 +50,9 @@ command -v nginx >/dev/null || need+=(nginx)
 # The emulators' virtualenv: a machine may have no Python, or one without its venv module.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+# tests/inputs.rs makes its JPEG XL and animated AVIF inputs with Debian's encoders.
+command -v cjxl >/dev/null || need+=(libjxl-tools)
+command -v avifenc >/dev/null || need+=(libavif-bin)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq

@@ -38,8 +38,8 @@ async fn every_edge_file_gets_its_expected_status() {
         ("avif.avif", 200),
         ("avif_alpha.avif", 200),
         ("heif.heic", 415),
-        ("tiff_rgb_lzw.tif", 415),
-        ("bmp_pal8.bmp", 415),
+        ("tiff_rgb_lzw.tif", 200),
+        ("bmp_pal8.bmp", 200),
         ("zero_bytes.jpg", 415),
         ("not_an_image.txt", 415),
         ("vector.svg", 415),
@@ -61,12 +61,15 @@ async fn every_edge_file_gets_its_expected_status() {
             )
             .await;
             assert_eq!(got, *status, "{name} lossy={lossy}: {body}");
-            if got == 200 {
+            // BMP and TIFF are read only: their output is always a conversion (to PNG), to
+            // which the never-larger rule does not apply.
+            let converted = name.ends_with(".bmp") || name.ends_with(".tif");
+            if got == 200 && !converted {
                 assert!(
                     body["final_size"].as_u64().unwrap() <= input.len() as u64,
                     "{name} grew: {body}"
                 );
-            } else {
+            } else if got != 200 {
                 assert!(
                     body["error"]["message"]
                         .as_str()

@@ -9,11 +9,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use pixpress_core::format::{sniff, Sniffed};
-use pixpress_core::{ImageFormat, OutputFormat};
+use pixpress_core::{ImageFormat, InputFormat, OutputFormat};
 use thiserror::Error;
 
 /// Extensions a directory search picks up (compared in lower case).
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "gif", "webp", "avif"];
+/// ...and those of the formats pixpress reads but does not write (BMP, TIFF, JPEG XL).
+const READ_ONLY_EXTENSIONS: [&str; 5] = ["bmp", "dib", "tif", "tiff", "jxl"];
 
 /// Every format `auto` may choose, so every path it may write.
 const ALL_FORMATS: [ImageFormat; 5] = [
@@ -153,7 +155,7 @@ fn discover(path: &Path, destination: &Destination) -> Result<Vec<(PathBuf, Path
             path: path.to_path_buf(),
             source,
         })?;
-        if !entry.file_type().is_file() || extension_format(entry.path()).is_none() {
+        if !entry.file_type().is_file() || !has_image_extension(entry.path()) {
             continue;
         }
         let relative = entry
@@ -177,6 +179,17 @@ fn canonical(path: &Path) -> Result<PathBuf, PlanError> {
     })
 }
 
+/// Whether a directory search takes this file: an extension of a format pixpress reads.
+fn has_image_extension(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    ext.is_some_and(|ext| {
+        IMAGE_EXTENSIONS.contains(&ext.as_str()) || READ_ONLY_EXTENSIONS.contains(&ext.as_str())
+    })
+}
+
 /// The format a file name's extension names, if it is one pixpress writes.
 fn extension_format(path: &Path) -> Option<ImageFormat> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -191,22 +204,25 @@ fn extension_format(path: &Path) -> Option<ImageFormat> {
 fn possible_outputs(file: &Planned, format: OutputFormat) -> Vec<PathBuf> {
     let formats: Vec<ImageFormat> = match format {
         OutputFormat::Auto => ALL_FORMATS.to_vec(),
-        OutputFormat::Same => sniff_file(&file.input).into_iter().collect(),
+        OutputFormat::Same => sniff_file(&file.input),
         // A fixed format does not depend on the input's, so any input format resolves it.
         fixed => fixed.resolve(ImageFormat::Png).into_iter().collect(),
     };
     formats.into_iter().map(|f| file.output_path(f)).collect()
 }
 
-/// The format of a file by its first bytes; `None` when unreadable or not an image (the file
-/// then fails on its own and writes nothing).
-fn sniff_file(path: &Path) -> Option<ImageFormat> {
+/// The formats `format: same` may write for a file, by its first bytes: its own; PNG for BMP
+/// and TIFF; PNG or JPEG for JPEG XL (the probe decides from the whole header). Empty when
+/// unreadable or not an image (the file then fails on its own and writes nothing).
+fn sniff_file(path: &Path) -> Vec<ImageFormat> {
     let mut head = Vec::with_capacity(256);
-    let file = std::fs::File::open(path).ok()?;
-    file.take(256).read_to_end(&mut head).ok()?;
-    match sniff(&head) {
-        Sniffed::Supported(format) => Some(format),
-        _ => None,
+    let read = std::fs::File::open(path).and_then(|file| file.take(256).read_to_end(&mut head));
+    match (read, sniff(&head)) {
+        (Ok(_), Sniffed::Supported(InputFormat::Jxl)) => vec![ImageFormat::Png, ImageFormat::Jpeg],
+        (Ok(_), Sniffed::Supported(format)) => {
+            vec![format.writable().unwrap_or(ImageFormat::Png)]
+        }
+        _ => Vec::new(),
     }
 }
 

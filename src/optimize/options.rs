@@ -16,7 +16,8 @@ use thiserror::Error;
 /// `pixpress optimize FILES/DIRS… --out DIR`.
 #[derive(Args, Debug)]
 pub struct OptimizeArgs {
-    /// Images, or directories searched recursively for .jpg/.jpeg/.png/.gif/.webp/.avif files.
+    /// Images, or directories searched recursively for .jpg/.jpeg/.png/.gif/.webp/.avif and
+    /// .bmp/.dib/.tif/.tiff/.jxl files.
     #[arg(required = true, value_name = "FILES/DIRS")]
     pub paths: Vec<PathBuf>,
     /// Directory the results are written to, each under its path relative to the directory

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 
-use pixpress_core::{inspect, optimize, optimize_resized, CoreError, ImageFormat, Output, Warning};
+use pixpress_core::{
+    inspect, optimize, optimize_resized, CoreError, ImageFormat, InputFormat, Output, Warning,
+};
 use thiserror::Error;
 
 use super::inputs::{Destination, Planned};
@@ -21,7 +23,7 @@ pub struct Done {
     /// Where the result is: the file written, or the input when it was kept.
     pub output: PathBuf,
     pub outcome: Outcome,
-    pub input_format: ImageFormat,
+    pub input_format: InputFormat,
     pub format: ImageFormat,
     pub input_bytes: u64,
     /// Bytes now on disk for this image (the input's own when it was kept).

@@ -16,7 +16,7 @@ mod codec;
 mod pipeline;
 
 pub use error::CoreError;
-pub use format::ImageFormat;
+pub use format::{ImageFormat, InputFormat};
 pub use limits::Limits;
 pub use warning::Warning;
 

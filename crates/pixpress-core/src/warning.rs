@@ -8,6 +8,8 @@ pub const EXIF_ORIENTATION_KEPT_AS_TAG: &str = "exif_orientation_kept_as_tag";
 pub const EXIF_ORIENTATION_APPLIED: &str = "exif_orientation_applied";
 pub const LOSSY_NOT_AVAILABLE: &str = "lossy_not_available";
 pub const LOSSLESS_NOT_AVAILABLE: &str = "lossless_not_available";
+/// Only the first frame of an animation was used: the output format cannot animate, or the
+/// input is an animated AVIF or JPEG XL, whose other frames pixpress does not decode.
 pub const ANIMATION_FRAMES_DROPPED: &str = "animation_frames_dropped";
 pub const UNKNOWN_FIELD: &str = "unknown_field";
 pub const NOT_ENLARGED: &str = "not_enlarged";

@@ -5,12 +5,12 @@ use image::DynamicImage;
 
 use super::{avif, decode_with_image};
 use crate::error::CoreError;
-use crate::format::ImageFormat;
+use crate::format::InputFormat;
 use crate::format::{self, Sniffed};
 
 /// Decodes any encoded output pixpress writes (AVIF through libaom, the rest through `image`).
 pub fn decode_any(bytes: &[u8]) -> Result<DynamicImage, CoreError> {
-    if format::sniff(bytes) == Sniffed::Supported(ImageFormat::Avif) {
+    if format::sniff(bytes) == Sniffed::Supported(InputFormat::Avif) {
         return avif::decode(bytes);
     }
     decode_with_image(bytes)

@@ -1,5 +1,6 @@
 //! Codecs: one file per output format, each implementing [`Codec`] (lossless encode, lossy
-//! encode at a quality, the quality range, decode for scoring), plus the lossless JPEG re-code,
+//! encode at a quality, the quality range, decode for scoring), the JPEG XL reader (an input
+//! format only, so no [`Codec`]), plus the lossless JPEG re-code,
 //! the reduced-scale JPEG decode (shrink-on-load) and the EXIF block rewriting the JPEG paths
 //! share. This folder owns every call into a codec library and knows nothing of requests, plans
 //! or jobs: its files import only each other, the crate's leaf modules (`error`, `format`,
@@ -19,6 +20,7 @@ pub mod gif;
 pub mod jpeg;
 pub mod jpeg_decode;
 pub mod jpeg_lossless;
+pub mod jxl;
 pub mod png;
 pub mod webp;
 

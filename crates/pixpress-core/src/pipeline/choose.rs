@@ -2,7 +2,10 @@
 //! here: without a resize or a conversion to another format, the input itself competes, and a
 //! re-encode that is not smaller gives way to it. So does the lossless fallback: an output that
 //! failed its lossless proof ([`super::verify`], or the JPEG re-code's own) is replaced by the
-//! input, whatever was asked, with a warning. This is the one place an [`Output`] is built.
+//! input, whatever was asked, with a warning. An input in a format pixpress does not write
+//! (BMP, TIFF, JPEG XL) cannot stand in for an output: it never competes, and a failed proof
+//! of its output is the error itself (a bug on our side, never changed pixels passed off as
+//! lossless). This is the one place an [`Output`] is built.
 
 use super::encode::Encoded;
 use super::job::{Job, Sizes};
@@ -48,7 +51,7 @@ pub fn run(
     let encoded = match encoded {
         Ok(encoded) => encoded,
         Err(CoreError::LosslessCheckFailed(why)) => {
-            return Ok(finish(job, lossless_check_failed(job, &why)))
+            return lossless_check_failed(job, &why).map(|chosen| finish(job, chosen))
         }
         Err(e) => return Err(e),
     };
@@ -65,13 +68,14 @@ pub fn run(
         format: encoded.format,
         warnings,
     };
-    let chosen = if original_competes(job, plan) && candidate.bytes.len() >= job.input.len() {
-        original(job, candidate)
-    } else {
-        Chosen {
+    let chosen = match original_competes(job, plan) {
+        Some(input_format) if candidate.bytes.len() >= job.input.len() => {
+            original(job, candidate, input_format)
+        }
+        _ => Chosen {
             candidate,
             original_returned: false,
-        }
+        },
     };
     Ok(finish(job, chosen))
 }
@@ -122,14 +126,15 @@ struct Chosen {
 
 /// SPEC §5: only `optimize` (no resize) keeps the original as a candidate, and only when the
 /// output stays in the input's format. `auto` asks for the smallest, so the original competes
-/// there as well.
-pub(crate) fn original_competes(job: &Job<'_>, plan: &Plan) -> bool {
-    matches!(job.sizes, Sizes::Original)
-        && plan.target.is_none_or(|format| format == job.probe.format)
+/// there as well. The input's format when it competes.
+pub(crate) fn original_competes(job: &Job<'_>, plan: &Plan) -> Option<ImageFormat> {
+    let input = job.probe.format.writable()?;
+    (matches!(job.sizes, Sizes::Original) && plan.target.is_none_or(|format| format == input))
+        .then_some(input)
 }
 
 /// The input handed back in place of a re-encode that was not smaller.
-fn original(job: &Job<'_>, candidate: Candidate) -> Chosen {
+fn original(job: &Job<'_>, candidate: Candidate, input_format: ImageFormat) -> Chosen {
     let why = Warning::new(
         warning::ORIGINAL_RETURNED_NOT_SMALLER,
         format!(
@@ -139,7 +144,7 @@ fn original(job: &Job<'_>, candidate: Candidate) -> Chosen {
             job.input.len()
         ),
     );
-    the_input(job, candidate.warnings, why)
+    the_input(job, candidate.warnings, why, input_format)
 }
 
 /// The input handed back because the lossless output failed its check (`why`, which names
@@ -147,17 +152,28 @@ fn original(job: &Job<'_>, candidate: Candidate) -> Chosen {
 /// request asked for, resize or format included: returning changed pixels as "lossless"
 /// would be worse. The other warnings are left out: they describe decoded, turned or resized
 /// pixels, and the input is none of those.
-fn lossless_check_failed(job: &Job<'_>, why: &str) -> Chosen {
+fn lossless_check_failed(job: &Job<'_>, why: &str) -> Result<Chosen, CoreError> {
+    let Some(input_format) = job.probe.format.writable() else {
+        return Err(CoreError::LosslessCheckFailed(format!(
+            "{why}; a {} input cannot be returned in its place",
+            job.probe.format.name().to_uppercase()
+        )));
+    };
     let warning = Warning::new(
         warning::LOSSLESS_CHECK_FAILED_ORIGINAL_KEPT,
         format!("{why}; the original is returned unchanged"),
     );
-    the_input(job, Vec::new(), warning)
+    Ok(the_input(job, Vec::new(), warning, input_format))
 }
 
 /// The input as the output, with `why` last among the warnings. Its pixels were never turned
 /// upright, so the warning that says they were is dropped.
-fn the_input(job: &Job<'_>, mut warnings: Vec<Warning>, why: Warning) -> Chosen {
+fn the_input(
+    job: &Job<'_>,
+    mut warnings: Vec<Warning>,
+    why: Warning,
+    input_format: ImageFormat,
+) -> Chosen {
     warnings.retain(|w| {
         w.code != warning::EXIF_ORIENTATION_APPLIED
             && w.code != warning::EDGE_TRIMMED_FOR_LOSSLESS_ROTATION
@@ -166,7 +182,7 @@ fn the_input(job: &Job<'_>, mut warnings: Vec<Warning>, why: Warning) -> Chosen 
     Chosen {
         candidate: Candidate {
             bytes: job.input.to_vec(),
-            format: job.probe.format,
+            format: input_format,
             size: job.probe.oriented_dimensions(),
             quality: None,
             ssimulacra2: None,

@@ -28,9 +28,9 @@ use super::probe::{self, Probe};
 use super::profile;
 use super::request::{Metadata, Request};
 use crate::codec::exif::{self, KeepExif};
-use crate::codec::{avif, gif as gif_codec, jpeg_decode, Carried, RgbaFrame};
+use crate::codec::{avif, gif as gif_codec, jpeg_decode, jxl, Carried, RgbaFrame};
 use crate::error::CoreError;
-use crate::format::ImageFormat;
+use crate::format::{ImageFormat, InputFormat};
 use crate::limits::Limits;
 use crate::warning::{self, Warning};
 
@@ -191,20 +191,14 @@ fn still_at(job: &Job<'_>, plan: &Plan, shrink_by: u32) -> Result<Decoded, CoreE
         shrink_by,
     )?;
     let mut warnings: Vec<Warning> = orientation_warning(probe).into_iter().collect();
-    if probe.format == ImageFormat::Jpeg {
+    if probe.format == InputFormat::Jpeg {
         if let Some(model) = four_component_model(job.input) {
             warnings.push(cmyk_profile_assumed(model, decoded.icc.is_some()));
             decoded.icc = None;
         }
     }
     if probe.is_animated() {
-        warnings.push(Warning::new(
-            warning::ANIMATION_FRAMES_DROPPED,
-            format!(
-                "the output format has no animation: the first of {} frames was used",
-                probe.frames
-            ),
-        ));
+        warnings.push(frames_dropped(probe));
     }
     let shrink = decoded.shrink;
     let (image, carried, metadata_warnings) = apply_policy(decoded, job.request, plan.target);
@@ -247,17 +241,17 @@ fn oriented(
     keep: Metadata,
     shrink_by: u32,
 ) -> Result<Oriented, CoreError> {
-    if probe.format == ImageFormat::Avif {
+    match probe.format {
         // libaom, not `image`: the container's ICC, EXIF and XMP items are not carried over.
-        return Ok(Oriented {
-            image: avif::decode(input)?,
-            shrink: None,
-            icc: None,
-            exif: None,
-            xmp: None,
-        });
+        InputFormat::Avif => return Ok(without_metadata(avif::decode(input)?, None)),
+        // jxl-oxide renders upright; the profile comes along when the pixels are not sRGB.
+        InputFormat::Jxl => {
+            let (image, icc) = jxl::decode(input, limits.max_alloc_bytes)?;
+            return Ok(without_metadata(integer_samples(image), icc));
+        }
+        _ => {}
     }
-    let reader = probe::image_reader(input, probe.format, limits);
+    let reader = probe::image_reader(input, probe.format, limits)?;
     let mut decoder = reader.into_decoder().map_err(probe::map_image_error)?;
     let icc = decoder.icc_profile().ok().flatten();
     let exif = if keep.wants_exif() {
@@ -279,7 +273,7 @@ fn oriented(
     };
     image.apply_orientation(probe.orientation);
     Ok(Oriented {
-        image,
+        image: integer_samples(image),
         shrink,
         icc,
         exif,
@@ -287,11 +281,32 @@ fn oriented(
     })
 }
 
+/// Pixels from a decoder that reads no EXIF or XMP, with the profile they are in, if any.
+fn without_metadata(image: DynamicImage, icc: Option<Vec<u8>>) -> Oriented {
+    Oriented {
+        image,
+        shrink: None,
+        icc,
+        exif: None,
+        xmp: None,
+    }
+}
+
+/// Floating-point samples (TIFF and JPEG XL can hold them) as 16-bit integers: no encoder
+/// pixpress writes with takes floats, and 16 bits is the most any of them keeps (PNG).
+fn integer_samples(image: DynamicImage) -> DynamicImage {
+    match image {
+        DynamicImage::ImageRgb32F(_) => DynamicImage::ImageRgb16(image.to_rgb16()),
+        DynamicImage::ImageRgba32F(_) => DynamicImage::ImageRgba16(image.to_rgba16()),
+        other => other,
+    }
+}
+
 /// The JPEG decoded at 1/`factor` in stored orientation, and how it maps onto the upright
 /// source; `None` (decode at full size) for factor 1, or when the reduced decoder declines the
 /// file or disagrees with the probe about its size.
 fn shrunk(input: &[u8], probe: &Probe, factor: u32) -> Option<(DynamicImage, Shrink)> {
-    if factor <= 1 || probe.format != ImageFormat::Jpeg {
+    if factor <= 1 || probe.format != InputFormat::Jpeg {
         return None;
     }
     let image = jpeg_decode::decode_scaled(input, factor)?;
@@ -336,6 +351,20 @@ fn four_component_model(input: &[u8]) -> Option<&'static str> {
         }
         pos += 2 + length;
     }
+}
+
+/// Why only the first frame of an animation was kept: the output format cannot animate, or
+/// (AVIF and JPEG XL) the input's frames are not decoded beyond the first.
+fn frames_dropped(probe: &Probe) -> Warning {
+    let why = match probe.format {
+        InputFormat::Avif => "animated AVIF is read as its primary image",
+        InputFormat::Jxl => "animated JPEG XL is read as its first frame",
+        _ => "the output format has no animation",
+    };
+    Warning::new(
+        warning::ANIMATION_FRAMES_DROPPED,
+        format!("{why}: the first of {} frames was used", probe.frames),
+    )
 }
 
 fn cmyk_profile_assumed(model: &str, had_profile: bool) -> Warning {
@@ -426,12 +455,12 @@ fn not_written(what: &str, target: Option<ImageFormat>) -> Warning {
 fn frames(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Animation, CoreError> {
     let reader = std::io::Cursor::new(input);
     let frames = match probe.format {
-        ImageFormat::Gif => {
+        InputFormat::Gif => {
             let decoder =
                 image::codecs::gif::GifDecoder::new(reader).map_err(probe::map_image_error)?;
             collect(decoder.into_frames(), limits)?
         }
-        ImageFormat::Webp => {
+        InputFormat::Webp => {
             let decoder =
                 image::codecs::webp::WebPDecoder::new(reader).map_err(probe::map_image_error)?;
             collect(decoder.into_frames(), limits)?
@@ -444,7 +473,7 @@ fn frames(input: &[u8], probe: &Probe, limits: &Limits) -> Result<Animation, Cor
         }
     };
     let loops = match probe.format {
-        ImageFormat::Gif => gif_codec::loop_count(input),
+        InputFormat::Gif => gif_codec::loop_count(input),
         _ => webp_loop_count(input),
     };
     Ok(Animation { frames, loops })
@@ -853,7 +882,8 @@ mod tests {
         // just as on the full ones (measured: the mean rises from 127.0 to 139.3 both ways).
         let icc = {
             let input = corpus("edge/icc_apple_generic_rgb.jpg");
-            let mut decoder = probe::image_reader(&input, ImageFormat::Jpeg, &Limits::default())
+            let mut decoder = probe::image_reader(&input, InputFormat::Jpeg, &Limits::default())
+                .expect("a reader")
                 .into_decoder()
                 .expect("decoder");
             decoder.icc_profile().expect("read").expect("a profile")

@@ -21,13 +21,13 @@ use super::probe::{self, Probe};
 use super::{choose, encode, transform};
 use crate::codec::jpeg_lossless::{self, Rotation};
 use crate::error::CoreError;
-use crate::format::ImageFormat;
+use crate::format::{ImageFormat, InputFormat};
 use crate::warning::Warning;
 
 /// What the job would make.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DryRun {
-    pub source_format: ImageFormat,
+    pub source_format: InputFormat,
     /// Upright (after EXIF orientation).
     pub source_width: u32,
     pub source_height: u32,
@@ -78,7 +78,10 @@ fn recode_output(job: &Job<'_>, plan: &Plan) -> Result<PlannedOutput, CoreError>
     let (width, height) = probe.oriented_dimensions();
     let mut crop = Rect::full(width, height);
     let mut warnings = Vec::new();
-    if probe.format == ImageFormat::Jpeg {
+    let format = probe.format.writable().ok_or_else(|| {
+        CoreError::Encode(format!("{} has no lossless re-code", probe.format.name()))
+    })?;
+    if format == ImageFormat::Jpeg {
         let orientation = probe.orientation.to_exif();
         let rotation = jpeg_lossless::planned_rotation(job.input, orientation)?;
         if let Rotation::Applied {
@@ -97,10 +100,10 @@ fn recode_output(job: &Job<'_>, plan: &Plan) -> Result<PlannedOutput, CoreError>
         width: crop.width,
         height: crop.height,
         placed: Rect::full(crop.width, crop.height),
-        format: Some(probe.format),
-        candidates: vec![probe.format],
+        format: Some(format),
+        candidates: vec![format],
         animated: probe.is_animated(),
-        original_may_be_returned: choose::original_competes(job, plan),
+        original_may_be_returned: choose::original_competes(job, plan).is_some(),
         warnings,
     })
 }
@@ -179,7 +182,7 @@ fn animated_outputs(job: &Job<'_>, plan: &Plan) -> Result<Vec<PlannedOutput>, Co
             .map(|f| image::DynamicImage::ImageRgba8(f.image.clone())),
         _ => None,
     });
-    let candidates = encode::animated_candidates(job.probe.format, job.request);
+    let candidates = encode::animated_candidates(job.probe.default_output, job.request);
     let outputs = plan.outputs.iter().map(|output| {
         let crop = output.resize.as_ref().map(|resize| match (&first, resize) {
             (
@@ -242,7 +245,7 @@ fn planned(
         format,
         candidates: candidates.to_vec(),
         animated,
-        original_may_be_returned: choose::original_competes(job, plan),
+        original_may_be_returned: choose::original_competes(job, plan).is_some(),
         warnings,
     }
 }

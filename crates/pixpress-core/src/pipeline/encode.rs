@@ -25,7 +25,7 @@ pub fn run(job: &Job<'_>, plan: &Plan, pixels: &Pixels<'_>) -> Result<Encoded, C
         Pixels::Untouched => recode::run(job.input, job.probe, job.request, job.limits),
         Pixels::Still { image, carried } => still::encode(image, plan.target, job.request, carried),
         Pixels::Frames { frames, loops } => {
-            animated::encode(frames, *loops, job.probe.format, job.request)
+            animated::encode(frames, *loops, job.probe.default_output, job.request)
         }
     }
 }

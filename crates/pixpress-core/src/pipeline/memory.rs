@@ -11,7 +11,7 @@ use super::plan::{self, geometry};
 use super::probe::Probe;
 use super::request::Request;
 use super::score;
-use crate::format::ImageFormat;
+use crate::format::{ImageFormat, InputFormat};
 
 /// The lossless JPEG re-code: the DCT coefficients of the input and of the turned copy, the
 /// output, and the proof's read-back (measured 12.4–12.8 on the 12 MP JPEG).
@@ -57,21 +57,21 @@ pub fn predicted_memory(
         .saturating_mul(frames);
     if specs.is_none() && plan::recodes(probe, request) {
         let per_pixel = match probe.format {
-            ImageFormat::Jpeg => RECODE_JPEG_BYTES_PER_PIXEL,
-            ImageFormat::Png => RECODE_PNG_BYTES_PER_PIXEL,
+            InputFormat::Jpeg => RECODE_JPEG_BYTES_PER_PIXEL,
+            InputFormat::Png => RECODE_PNG_BYTES_PER_PIXEL,
             _ => RECODE_OTHER_BYTES_PER_PIXEL,
         };
         return source.saturating_mul(per_pixel);
     }
     if probe.is_animated()
         && !matches!(
-            request.format.resolve(probe.format),
+            request.format.resolve(probe.default_output),
             Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Avif)
         )
     {
         return source.saturating_mul(ANIMATION_BYTES_PER_PIXEL);
     }
-    let target = request.format.resolve(probe.format);
+    let target = request.format.resolve(probe.default_output);
     let (width, height) = probe.oriented_dimensions();
     let outputs: Vec<(u32, u32)> = match specs {
         None | Some([]) => vec![(width, height)],
@@ -152,7 +152,8 @@ mod tests {
 
     fn probe(format: ImageFormat, width: u32, height: u32, frames: u64) -> Probe {
         Probe {
-            format,
+            format: format.into(),
+            default_output: format,
             width,
             height,
             frames,

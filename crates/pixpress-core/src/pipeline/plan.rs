@@ -11,7 +11,7 @@ use super::job::{Job, Sizes};
 use super::probe::Probe;
 use super::request::{OutputFormat, Request};
 use crate::error::CoreError;
-use crate::format::ImageFormat;
+use crate::format::{ImageFormat, InputFormat};
 use crate::warning::{self, Warning};
 
 /// Which variant of the step list runs.
@@ -46,7 +46,7 @@ pub struct OutputPlan {
 /// The step.
 pub fn run(job: &Job<'_>) -> Result<Plan, CoreError> {
     let (width, height) = job.probe.oriented_dimensions();
-    let target = job.request.format.resolve(job.probe.format);
+    let target = job.request.format.resolve(job.probe.default_output);
     let specs = match job.sizes {
         Sizes::Original => &[][..],
         Sizes::Resized(specs) => specs,
@@ -67,31 +67,36 @@ pub fn run(job: &Job<'_>) -> Result<Plan, CoreError> {
 }
 
 /// The shortcut serves only `optimize` (the resize entry point always encodes anew); an
-/// animation stays one when its target format can animate; everything else is a still.
+/// animation stays one when its target format can animate and its frames can be decoded (GIF,
+/// WebP; an APNG is re-coded whole or refused, an AVIF or JPEG XL animation gives its first
+/// frame); everything else is a still.
 fn kind(job: &Job<'_>) -> Kind {
     let (probe, request) = (job.probe, job.request);
+    let first_frame_only = matches!(probe.format, InputFormat::Avif | InputFormat::Jxl);
     if matches!(job.sizes, Sizes::Original) && recodes(probe, request) {
         Kind::Recode
-    } else if probe.is_animated() && target_animates(request, probe.format) {
+    } else if probe.is_animated() && !first_frame_only && target_animates(request, probe.format) {
         Kind::Animated
     } else {
         Kind::Still
     }
 }
 
-/// Whether this request can be served without decoding to pixels. Animated PNG also comes
-/// here when `lossy` (there is no lossy APNG encoder; decoding would keep one frame of it).
+/// Whether this request can be served without decoding to pixels: only in the input's own
+/// format, so never for a read-only one (BMP, TIFF, JPEG XL). Animated PNG also comes here
+/// when `lossy` (there is no lossy APNG encoder; decoding would keep one frame of it).
 pub(crate) fn recodes(probe: &Probe, request: &Request) -> bool {
-    let apng = probe.format == ImageFormat::Png && probe.is_animated();
-    request.format.resolve(probe.format) == Some(probe.format)
+    let apng = probe.format == InputFormat::Png && probe.is_animated();
+    probe.format.writable().is_some()
+        && request.format.resolve(probe.default_output) == probe.format.writable()
         && (!request.lossy || apng)
-        && !(probe.format == ImageFormat::Webp && probe.is_animated())
+        && !(probe.format == InputFormat::Webp && probe.is_animated())
 }
 
 /// Whether the request's target keeps animation (GIF, WebP or auto).
-fn target_animates(request: &Request, input: ImageFormat) -> bool {
+fn target_animates(request: &Request, input: InputFormat) -> bool {
     match request.format {
-        OutputFormat::Same => matches!(input, ImageFormat::Gif | ImageFormat::Webp),
+        OutputFormat::Same => matches!(input, InputFormat::Gif | InputFormat::Webp),
         OutputFormat::Gif | OutputFormat::Webp | OutputFormat::Auto => true,
         OutputFormat::Jpeg | OutputFormat::Png | OutputFormat::Avif => false,
         OutputFormat::Among(set) => {

@@ -2,21 +2,30 @@
 //! orientation from the headers only. The pixel limit (width × height × frames) is enforced
 //! here, before any decoder allocates a pixel buffer, so a 50 KB decompression bomb costs
 //! microseconds. GIF frames are walked without LZW-decoding them, because a GIF's logical screen
-//! can claim 32×32 while a frame descriptor claims 65535×66601.
+//! can claim 32×32 while a frame descriptor claims 65535×66601. BMP and TIFF sizes come from
+//! `image`'s header readers, JPEG XL's from jxl-oxide's image header (frames are counted only
+//! after that size has passed), AVIF's from the container and AV1 sequence header.
+//!
+//! The probe also decides what `format` omitted (or "same") writes, [`Probe::default_output`]:
+//! the input's own format for the five pixpress writes; PNG for BMP and TIFF (both are
+//! lossless formats, so PNG keeps every pixel); for JPEG XL, PNG when it is coded losslessly
+//! or has alpha, JPEG otherwise (a lossy photo stays a lossy photo).
 
 use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::ImageDecoder;
 
+use crate::codec::{avif, jxl};
 use crate::error::CoreError;
-use crate::format::ImageFormat;
-use crate::format::{self, Sniffed};
+use crate::format::{self, ImageFormat, InputFormat, Sniffed};
 use crate::limits::Limits;
 
 #[derive(Clone, Debug)]
 pub struct Probe {
-    pub format: ImageFormat,
+    pub format: InputFormat,
+    /// What the request's `format: same` (the default) writes for this input.
+    pub default_output: ImageFormat,
     /// As stored, before orientation.
     pub width: u32,
     pub height: u32,
@@ -70,36 +79,51 @@ pub fn run(input: &[u8], limits: &Limits) -> Result<Probe, CoreError> {
         }
     };
     let probe = match format {
-        ImageFormat::Gif => probe_gif(input)?,
-        ImageFormat::Webp => probe_with_image(input, format, count_webp_frames(input))?,
-        ImageFormat::Png => probe_with_image(input, format, count_apng_frames(input))?,
-        ImageFormat::Jpeg => {
+        InputFormat::Gif => probe_gif(input)?,
+        InputFormat::Webp => probe_with_image(input, format, count_webp_frames(input))?,
+        InputFormat::Png => probe_with_image(input, format, count_apng_frames(input))?,
+        InputFormat::Jpeg => {
             check_jpeg_complete(input)?;
             probe_with_image(input, format, 1)?
         }
-        ImageFormat::Avif => probe_avif(input)?,
+        // A multi-page TIFF is read as its first page, like a viewer shows it: pages are not
+        // frames of an animation.
+        InputFormat::Bmp | InputFormat::Tiff => probe_with_image(input, format, 1)?,
+        InputFormat::Avif => probe_avif(input)?,
+        InputFormat::Jxl => return probe_jxl(input, limits),
     };
+    check_size(&probe, limits)?;
+    Ok(probe)
+}
+
+/// Both dimensions above zero, and width × height × frames within the pixel limit.
+fn check_size(probe: &Probe, limits: &Limits) -> Result<(), CoreError> {
     if probe.width == 0 || probe.height == 0 {
         return Err(CoreError::Corrupt(format!(
             "the header says {}x{}; an image needs both dimensions above zero",
             probe.width, probe.height
         )));
     }
-    limits.check_pixels(probe.width.into(), probe.height.into(), probe.frames)?;
-    Ok(probe)
+    limits.check_pixels(probe.width.into(), probe.height.into(), probe.frames)
+}
+
+/// The writable format itself, or PNG for the lossless read-only formats (BMP, TIFF).
+fn default_output(format: InputFormat) -> ImageFormat {
+    format.writable().unwrap_or(ImageFormat::Png)
 }
 
 /// Builds an `image` reader with the pixpress limits applied.
 pub fn image_reader<'a>(
     input: &'a [u8],
-    format: ImageFormat,
+    format: InputFormat,
     limits: &Limits,
-) -> image::ImageReader<Cursor<&'a [u8]>> {
-    let mut reader = image::ImageReader::with_format(Cursor::new(input), image_format(format));
+) -> Result<image::ImageReader<Cursor<&'a [u8]>>, CoreError> {
+    let mut reader =
+        image::ImageReader::with_format(Cursor::new(input), image_input_format(format)?);
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_alloc_bytes);
     reader.limits(image_limits);
-    reader
+    Ok(reader)
 }
 
 pub fn image_format(format: ImageFormat) -> image::ImageFormat {
@@ -112,15 +136,30 @@ pub fn image_format(format: ImageFormat) -> image::ImageFormat {
     }
 }
 
-fn probe_with_image(input: &[u8], format: ImageFormat, frames: u64) -> Result<Probe, CoreError> {
+/// `image`'s name for an input format it reads: every one but JPEG XL (read with jxl-oxide,
+/// so asking here for it is a bug on our side).
+fn image_input_format(format: InputFormat) -> Result<image::ImageFormat, CoreError> {
+    match (format.writable(), format) {
+        (Some(writable), _) => Ok(image_format(writable)),
+        (None, InputFormat::Bmp) => Ok(image::ImageFormat::Bmp),
+        (None, InputFormat::Tiff) => Ok(image::ImageFormat::Tiff),
+        (None, other) => Err(CoreError::Encode(format!(
+            "{} is not read through the image crate",
+            other.name()
+        ))),
+    }
+}
+
+fn probe_with_image(input: &[u8], format: InputFormat, frames: u64) -> Result<Probe, CoreError> {
     // Header-only: image's decoders read dimensions without decoding pixel data.
-    let reader = image::ImageReader::with_format(Cursor::new(input), image_format(format));
+    let reader = image::ImageReader::with_format(Cursor::new(input), image_input_format(format)?);
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
     let (width, height) = decoder.dimensions();
     // A broken EXIF block must not fail the image: the orientation is then "as stored".
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     Ok(Probe {
         format,
+        default_output: default_output(format),
         width,
         height,
         frames,
@@ -128,17 +167,42 @@ fn probe_with_image(input: &[u8], format: ImageFormat, frames: u64) -> Result<Pr
     })
 }
 
-/// AVIF: size from the container and AV1 sequence header. Orientation (`irot`/`imir`) is not
-/// read: the image is taken as stored, like a JPEG without EXIF.
+/// AVIF: size from the container and AV1 sequence header; an image sequence counts its
+/// frames, though only its primary image (the first frame) is ever decoded. Orientation
+/// (`irot`/`imir`) is not read: the image is taken as stored, like a JPEG without EXIF.
 fn probe_avif(input: &[u8]) -> Result<Probe, CoreError> {
-    let (width, height) = crate::codec::avif::dimensions(input)?;
+    let (width, height) = avif::dimensions(input)?;
     Ok(Probe {
-        format: ImageFormat::Avif,
+        format: InputFormat::Avif,
+        default_output: ImageFormat::Avif,
         width,
         height,
-        frames: 1,
+        frames: avif::sequence_frames(input),
         orientation: Orientation::NoTransforms,
     })
+}
+
+/// JPEG XL: the size from the image header is checked against the pixel limit before any
+/// frame is read; only then are the frames counted (and checked again with them). The decoder
+/// renders upright, so the size is the upright one and there is no orientation left to apply.
+fn probe_jxl(input: &[u8], limits: &Limits) -> Result<Probe, CoreError> {
+    let header = jxl::header(input)?;
+    let mut probe = Probe {
+        format: InputFormat::Jxl,
+        default_output: if header.lossless || header.has_alpha {
+            ImageFormat::Png
+        } else {
+            ImageFormat::Jpeg
+        },
+        width: header.width,
+        height: header.height,
+        frames: 1,
+        orientation: Orientation::NoTransforms,
+    };
+    check_size(&probe, limits)?;
+    probe.frames = jxl::frame_count(input, limits.max_alloc_bytes)?;
+    check_size(&probe, limits)?;
+    Ok(probe)
 }
 
 /// Maps a decoder error to the client-facing kind: limits are 413, the rest 422.
@@ -153,7 +217,8 @@ pub fn map_image_error(e: image::ImageError) -> CoreError {
 fn probe_gif(input: &[u8]) -> Result<Probe, CoreError> {
     let canvas = walk_gif_frames(input)?;
     Ok(Probe {
-        format: ImageFormat::Gif,
+        format: InputFormat::Gif,
+        default_output: ImageFormat::Gif,
         width: u32::try_from(canvas.width).unwrap_or(u32::MAX),
         height: u32::try_from(canvas.height).unwrap_or(u32::MAX),
         frames: canvas.frames.max(1),
@@ -407,5 +472,155 @@ mod tests {
             run(&corpus("edge/png_zero_width.png"), &Limits::default()),
             Err(CoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn bmp_and_tiff_are_read_from_their_headers_and_default_to_png() {
+        for (name, format, size) in [
+            ("edge/bmp_pal8.bmp", InputFormat::Bmp, (127, 64)),
+            ("edge/tiff_rgb_lzw.tif", InputFormat::Tiff, (128, 128)),
+        ] {
+            let p = run(&corpus(name), &Limits::default()).unwrap();
+            assert_eq!(p.format, format, "{name}");
+            assert_eq!((p.width, p.height), size, "{name}");
+            assert_eq!(p.frames, 1, "{name}");
+            assert_eq!(p.default_output, ImageFormat::Png, "{name}");
+        }
+    }
+
+    fn expect_too_many_pixels(input: &[u8], limits: &Limits, size: (u64, u64), what: &str) {
+        match run(input, limits) {
+            Err(CoreError::TooManyPixels { width, height, .. }) => {
+                assert_eq!((width, height), size, "{what}")
+            }
+            other => panic!("{what}: expected TooManyPixels, got {other:?}"),
+        }
+    }
+
+    /// A BMP file header and BITMAPINFOHEADER claiming 60000x60000 at 24 bits, and no pixels.
+    fn bmp_bomb() -> Vec<u8> {
+        let mut bmp = b"BM".to_vec();
+        bmp.extend_from_slice(&[0; 8]);
+        bmp.extend_from_slice(&54u32.to_le_bytes()); // pixel data offset
+        bmp.extend_from_slice(&40u32.to_le_bytes()); // DIB header size
+        bmp.extend_from_slice(&60_000i32.to_le_bytes());
+        bmp.extend_from_slice(&60_000i32.to_le_bytes());
+        bmp.extend_from_slice(&1u16.to_le_bytes()); // planes
+        bmp.extend_from_slice(&24u16.to_le_bytes()); // bits per pixel
+        bmp.extend_from_slice(&[0; 24]); // no compression, sizes, resolution, palette
+        bmp
+    }
+
+    /// A little-endian, uncompressed 8-bit grey TIFF of one strip: `pixels` (which may be
+    /// shorter than width × height says, for a bomb), with an `Orientation` tag when given.
+    fn grey_tiff(width: u32, height: u32, orientation: Option<u32>, pixels: &[u8]) -> Vec<u8> {
+        // (tag, type: 3 SHORT / 4 LONG, value)
+        let mut entries: Vec<(u16, u16, u32)> = vec![
+            (256, 4, width),
+            (257, 4, height),
+            (258, 3, 8), // bits per sample
+            (259, 3, 1), // no compression
+            (262, 3, 1), // black is zero
+            (273, 4, 0), // strip offset, set below
+        ];
+        entries.extend(orientation.map(|o| (274, 3, o)));
+        entries.extend([(277, 3, 1), (278, 4, height), (279, 4, width * height)]);
+        let ifd_len = 2 + 12 * entries.len() + 4;
+        let strip_offset = u32::try_from(8 + ifd_len).expect("small");
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend_from_slice(&8u32.to_le_bytes());
+        tiff.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            let value = if tag == 273 { strip_offset } else { value };
+            tiff.extend_from_slice(&tag.to_le_bytes());
+            tiff.extend_from_slice(&kind.to_le_bytes());
+            tiff.extend_from_slice(&1u32.to_le_bytes());
+            if kind == 3 {
+                tiff.extend_from_slice(&(value as u16).to_le_bytes());
+                tiff.extend_from_slice(&[0, 0]);
+            } else {
+                tiff.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        tiff.extend_from_slice(pixels);
+        tiff
+    }
+
+    fn tiff_bomb() -> Vec<u8> {
+        grey_tiff(60_000, 60_000, None, &[0; 16])
+    }
+
+    #[test]
+    fn a_tiff_orientation_tag_is_applied() {
+        // 3x2 stored, Orientation 6 (rotate 90° clockwise to view): 2x3 upright.
+        let stored = [10, 20, 30, 40, 50, 60];
+        let input = grey_tiff(3, 2, Some(6), &stored);
+        let limits = Limits::default();
+        let p = run(&input, &limits).unwrap();
+        assert_eq!(p.orientation, Orientation::Rotate90);
+        assert_eq!(p.oriented_dimensions(), (2, 3));
+        let upright = crate::pipeline::decode::pixels(&input, &p, &limits)
+            .unwrap()
+            .to_luma8();
+        // Rotating clockwise puts the stored bottom-left (40) at the top-left.
+        assert_eq!(upright.as_raw(), &vec![40, 10, 50, 20, 60, 30]);
+    }
+
+    #[test]
+    fn bmp_and_tiff_bombs_are_refused_from_the_header() {
+        let limits = Limits::default();
+        expect_too_many_pixels(&bmp_bomb(), &limits, (60_000, 60_000), "BMP");
+        expect_too_many_pixels(&tiff_bomb(), &limits, (60_000, 60_000), "TIFF");
+    }
+
+    #[test]
+    fn jpeg_xl_is_refused_from_its_header_before_any_frame() {
+        use crate::codec::jxl::tests::{ALPHA_8X6, ANIMATED_8X6, LOSSLESS_16X12, LOSSY_16X12};
+        let small = Limits {
+            max_pixels: 100,
+            ..Limits::default()
+        };
+        // 16x12 is 192 pixels. Cut right after the header, the file has no frame to read: the
+        // limit is met first all the same.
+        expect_too_many_pixels(LOSSLESS_16X12, &small, (16, 12), "whole file");
+        let header_end = (1..LOSSLESS_16X12.len())
+            .find(|&n| jxl::header(&LOSSLESS_16X12[..n]).is_ok())
+            .expect("some prefix holds the header");
+        assert!(
+            header_end < LOSSLESS_16X12.len() / 2,
+            "header {header_end} bytes"
+        );
+        let header_only = &LOSSLESS_16X12[..header_end];
+        expect_too_many_pixels(header_only, &small, (16, 12), "header only");
+        // Two 8x6 frames are 96 pixels: within 100, refused at 95 once the frames are counted.
+        let animated = run(ANIMATED_8X6, &small).unwrap();
+        assert_eq!((animated.format, animated.frames), (InputFormat::Jxl, 2));
+        let tighter = Limits {
+            max_pixels: 95,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            run(ANIMATED_8X6, &tighter),
+            Err(CoreError::TooManyPixels { frames: 2, .. })
+        ));
+        // What `format: same` writes: PNG when lossless or with alpha, JPEG for a lossy photo.
+        for (input, expected) in [
+            (LOSSLESS_16X12, ImageFormat::Png),
+            (ALPHA_8X6, ImageFormat::Png),
+            (LOSSY_16X12, ImageFormat::Jpeg),
+        ] {
+            let p = run(input, &Limits::default()).unwrap();
+            assert_eq!(p.default_output, expected);
+        }
+    }
+
+    #[test]
+    fn an_avif_sequence_counts_its_frames() {
+        use crate::codec::avif::tests::SEQUENCE_8X6;
+        let p = run(SEQUENCE_8X6, &Limits::default()).unwrap();
+        assert_eq!((p.format, p.width, p.height), (InputFormat::Avif, 8, 6));
+        assert_eq!(p.frames, 2);
+        assert_eq!(p.default_output, ImageFormat::Avif);
     }
 }

@@ -13,7 +13,7 @@ use super::encoded::Encoded;
 use crate::codec::jpeg_lossless::{self, Keep, Rotation};
 use crate::codec::{gif as gif_codec, png, webp};
 use crate::error::CoreError;
-use crate::format::ImageFormat;
+use crate::format::{ImageFormat, InputFormat};
 use crate::limits::Limits;
 use crate::pipeline::decode;
 use crate::pipeline::probe::Probe;
@@ -28,7 +28,14 @@ pub fn run(
     request: &Request,
     limits: &Limits,
 ) -> Result<Encoded, CoreError> {
-    match probe.format {
+    // The plan re-codes only inputs in a format pixpress writes.
+    let Some(format) = probe.format.writable() else {
+        return Err(CoreError::Encode(format!(
+            "{} has no lossless re-code of its own",
+            probe.format.name()
+        )));
+    };
+    match format {
         ImageFormat::Jpeg => jpeg_lossless_recode(input, probe, request.metadata),
         ImageFormat::Png => png_lossless(input, probe, request, limits),
         ImageFormat::Gif => gif_lossless(input, probe, limits),
@@ -43,7 +50,7 @@ pub fn run(
 pub(crate) fn known_warnings(probe: &Probe, request: &Request) -> Vec<Warning> {
     let mut warnings = Vec::new();
     match probe.format {
-        ImageFormat::Png => {
+        InputFormat::Png => {
             if request.metadata.exif_subset() {
                 warnings.push(Warning::new(
                     warning::METADATA_NOT_KEPT,
@@ -59,21 +66,22 @@ pub(crate) fn known_warnings(probe: &Probe, request: &Request) -> Vec<Warning> {
                 ));
             }
         }
-        ImageFormat::Avif => warnings.push(Warning::new(
+        InputFormat::Avif => warnings.push(Warning::new(
             warning::LOSSLESS_NOT_AVAILABLE,
             "AVIF cannot be made smaller without changing pixels; send lossy: true (or a format) \
              to re-encode it",
         )),
-        ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::Webp => {}
+        _ => {}
     }
     warnings
 }
 
-/// Bytes in the input's own format, at its own size, with no quality to report.
+/// Bytes in the input's own format, at its own size, with no quality to report. Only re-codes
+/// get here, and they exist only for inputs whose own format is their default output.
 fn same_size(probe: &Probe, bytes: Vec<u8>, warnings: Vec<Warning>) -> Encoded {
     Encoded {
         bytes,
-        format: probe.format,
+        format: probe.default_output,
         quality: None,
         ssimulacra2: None,
         warnings,
@@ -145,7 +153,13 @@ fn proven_recode(
     if output.len() >= input.len() {
         return Ok(());
     }
-    verify::recode(input, output, probe.format, probe.is_animated(), limits)
+    verify::recode(
+        input,
+        output,
+        probe.default_output,
+        probe.is_animated(),
+        limits,
+    )
 }
 
 fn png_lossless(

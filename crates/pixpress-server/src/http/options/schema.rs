@@ -77,14 +77,18 @@ option_objects! {
 /// The multipart body of `POST /v1/upload`.
 #[derive(Deserialize, ToSchema)]
 pub struct UploadForm {
-    /// The image file (at most the server's input limit, 32 MB by default).
+    /// The image file (at most the server's input limit, 32 MB by default): JPEG, PNG, GIF,
+    /// WebP, AVIF (an image sequence gives its first frame), BMP, TIFF (its first page) or
+    /// JPEG XL (its first frame). Anything else, HEIC included, is 415 `unsupported_media_type`.
     #[schema(value_type = String, format = Binary)]
     pub image: Vec<u8>,
     /// The options, as JSON.
     pub data: Option<UploadOptions>,
 }
 
-/// The output format; default the input's. `auto` keeps the smallest candidate.
+/// The output format; default the input's, or for inputs pixpress reads but does not write,
+/// PNG (BMP, TIFF, and JPEG XL coded losslessly or with alpha) or JPEG (other JPEG XL).
+/// `auto` keeps the smallest candidate.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FormatName {
