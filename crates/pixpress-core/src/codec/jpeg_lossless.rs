@@ -78,25 +78,31 @@ pub enum Rotation {
 
 /// Re-codes `input` losslessly. `orientation` is the EXIF orientation value (1 = upright).
 pub fn transcode(input: &[u8], orientation: u8, keep: Keep) -> Result<Transcoded, CoreError> {
-    if input.len() > c_ulong::MAX as usize {
-        return Err(CoreError::Corrupt("input too large for libjpeg".into()));
-    }
-    // SAFETY: every libjpeg object is created, used and destroyed inside this call; fatal
-    // errors unwind out of the C code and are caught right here.
-    std::panic::catch_unwind(|| unsafe { transcode_unwinding(input, orientation, keep) })
-        .map_err(|panic| CoreError::Corrupt(panic_text(panic)))?
+    // SAFETY: every libjpeg object is created, used and destroyed inside this call.
+    with_libjpeg(input, || unsafe {
+        transcode_unwinding(input, orientation, keep)
+    })
 }
 
 /// What [`transcode`] will do about `orientation`, and the output size it will give, from the
 /// header alone: no coefficient is read (a dry run reports it without re-coding).
 pub fn planned_rotation(input: &[u8], orientation: u8) -> Result<Rotation, CoreError> {
+    // SAFETY: the decompressor lives and dies inside this call.
+    with_libjpeg(input, || unsafe {
+        planned_rotation_unwinding(input, orientation)
+    })
+}
+
+/// Runs libjpeg work on `input`: refused when libjpeg cannot address it, and a fatal error,
+/// which unwinds out of the C code, caught here as this input's failure.
+fn with_libjpeg<T>(
+    input: &[u8],
+    work: impl FnOnce() -> Result<T, CoreError> + std::panic::UnwindSafe,
+) -> Result<T, CoreError> {
     if input.len() > c_ulong::MAX as usize {
         return Err(CoreError::Corrupt("input too large for libjpeg".into()));
     }
-    // SAFETY: as in `transcode`: the decompressor lives and dies inside this call, and a fatal
-    // error unwinds to here.
-    std::panic::catch_unwind(|| unsafe { planned_rotation_unwinding(input, orientation) })
-        .map_err(|panic| CoreError::Corrupt(panic_text(panic)))?
+    std::panic::catch_unwind(work).map_err(|panic| CoreError::Corrupt(panic_text(panic)))?
 }
 
 unsafe fn planned_rotation_unwinding(input: &[u8], orientation: u8) -> Result<Rotation, CoreError> {

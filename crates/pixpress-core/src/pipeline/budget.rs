@@ -12,7 +12,7 @@
 
 use image::DynamicImage;
 
-use super::encode::Encoded;
+use super::encode::{round_score, Encoded};
 use super::quality;
 use super::request::Request;
 use crate::codec::Codec;
@@ -21,11 +21,6 @@ use crate::warning::{self, Warning};
 
 /// Bisection of a 30–95 (or 0–100) range to one quality: 7 encodes.
 pub const MAX_BUDGET_ENCODES: usize = 7;
-
-/// Reported scores, like the answer's, to two decimals.
-fn rounded(score: f64) -> f64 {
-    (score * 100.0).round() / 100.0
-}
 
 /// Encodes `image` with `codec` under the request's budget and floor. Only called when the
 /// request has one of them.
@@ -61,7 +56,7 @@ fn at_floor(
         reached_floor,
         smallest_bytes: bytes.len() as u64,
         quality: searched.quality,
-        ssimulacra2: rounded(searched.score),
+        ssimulacra2: round_score(searched.score),
     };
     if searched.score < floor {
         return Err(unreachable(false, &bytes));
@@ -73,7 +68,7 @@ fn at_floor(
         bytes,
         format,
         quality: Some(searched.quality),
-        ssimulacra2: Some(rounded(searched.score)),
+        ssimulacra2: Some(round_score(searched.score)),
         warnings: Vec::new(),
     })
 }
@@ -122,7 +117,7 @@ fn under_budget(
             ),
         ));
     }
-    let ssimulacra2 = quality::score_bytes(image, &bytes, codec).map(rounded);
+    let ssimulacra2 = quality::score_bytes(image, &bytes, codec).map(round_score);
     Ok(Encoded {
         bytes,
         format,

@@ -8,7 +8,7 @@ mod encoded;
 mod recode;
 mod still;
 
-pub use encoded::{Encoded, FALLBACK_QUALITY};
+pub use encoded::{round_score, Encoded, FALLBACK_QUALITY};
 // What a dry run knows of this step without running it.
 pub(crate) use animated::candidates as animated_candidates;
 pub(crate) use recode::{known_warnings as recode_warnings, rotation_warnings};
