@@ -214,17 +214,21 @@ fn main() -> anyhow::Result<ExitCode> {
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .on_thread_park(memory::collect_when_parking)
             .build()
             .context("starting the async runtime")
     };
     match cli.command {
         Command::Optimize(args) => Ok(optimize::run(args)),
-        Command::Serve(args) => runtime()?
-            .block_on(async {
-                memory::collect_freed_memory_periodically();
-                serve(cli.state, args).await
-            })
-            .map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => {
+            memory::return_freed_memory_promptly();
+            runtime()?
+                .block_on(async {
+                    memory::collect_freed_memory_periodically();
+                    serve(cli.state, args).await
+                })
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Keys(command) => runtime()?
             .block_on(run_keys(cli.state, command))
             .map(|()| ExitCode::SUCCESS),
