@@ -1,7 +1,8 @@
 //! WebP through libwebp: lossy at a quality, or lossless with `exact` (colour under fully
 //! transparent pixels is kept, so "lossless" means every RGBA value). The pipeline decodes
 //! lossless output again and compares it with the source pixels before it is trusted
-//! (`pipeline::verify`).
+//! (`pipeline::verify`). A still WebP without alpha can also be decoded straight to a smaller
+//! size ([`decode_scaled`]: shrink-on-load).
 
 use image::DynamicImage;
 
@@ -79,6 +80,49 @@ fn encode_with(image: &DynamicImage, config: &webp::WebPConfig) -> Result<Vec<u8
 }
 
 /// Lossy quality of an animation, or `None` for lossless frames.
+/// A still, opaque WebP decoded straight to `width`×`height` by libwebp's rescaler, which
+/// averages each output pixel's area of the source as rows are decoded, so the full-size frame
+/// never exists (libvips' shrink-on-load for WebP). `Rgb8`. `None` (decode at full size with
+/// the general decoder instead) for animations, for alpha (whose colour libwebp would average
+/// without weighting by it), and on any libwebp error.
+pub fn decode_scaled(input: &[u8], width: u32, height: u32) -> Option<DynamicImage> {
+    use libwebp_sys::{VP8StatusCode, WEBP_CSP_MODE};
+    let mut config = libwebp_sys::WebPDecoderConfig::new().ok()?;
+    // SAFETY: libwebp reads `input` within its length and writes only the features struct.
+    let status =
+        unsafe { libwebp_sys::WebPGetFeatures(input.as_ptr(), input.len(), &mut config.input) };
+    if status != VP8StatusCode::VP8_STATUS_OK
+        || config.input.has_animation != 0
+        || config.input.has_alpha != 0
+    {
+        return None;
+    }
+    let stride = usize::try_from(width).ok()?.checked_mul(3)?;
+    let mut pixels = vec![0u8; stride.checked_mul(usize::try_from(height).ok()?)?];
+    config.options.use_scaling = 1;
+    config.options.scaled_width = i32::try_from(width).ok()?;
+    config.options.scaled_height = i32::try_from(height).ok()?;
+    config.output.colorspace = WEBP_CSP_MODE::MODE_RGB;
+    config.output.is_external_memory = 1;
+    config.output.u.RGBA = libwebp_sys::WebPRGBABuffer {
+        rgba: pixels.as_mut_ptr(),
+        stride: i32::try_from(stride).ok()?,
+        size: pixels.len(),
+    };
+    // SAFETY: libwebp writes at most `size` bytes at `rgba`, rows `stride` apart, into
+    // `pixels`, which outlives the call; with external memory it allocates no output of its
+    // own, and WebPFreeDecBuffer releases whatever else it kept.
+    let status = unsafe {
+        let status = libwebp_sys::WebPDecode(input.as_ptr(), input.len(), &mut config);
+        libwebp_sys::WebPFreeDecBuffer(&mut config.output);
+        status
+    };
+    if status != VP8StatusCode::VP8_STATUS_OK {
+        return None;
+    }
+    image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8)
+}
+
 pub fn encode_animation(
     frames: &[RgbaFrame],
     loops: Option<u16>,
@@ -185,5 +229,69 @@ mod anim {
             WebPDataClear(&mut data);
             Ok(bytes)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GenericImageView, RgbImage, RgbaImage};
+
+    /// Smooth colour gradients with a few hard edges: an image a box filter and Lanczos3
+    /// reduce alike, except at the edges.
+    fn photo_like(width: u32, height: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
+            let edge = if (x / 97 + y / 61) % 2 == 0 { 40 } else { 0 };
+            image::Rgb([
+                (x * 200 / width) as u8 + edge,
+                (y * 200 / height) as u8 + edge,
+                ((x + y) * 100 / (width + height)) as u8 + 60,
+            ])
+        }))
+    }
+
+    fn mean_abs_diff(a: &DynamicImage, b: &DynamicImage) -> f64 {
+        let (a, b) = (a.to_rgb8(), b.to_rgb8());
+        let total: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(&p, &q)| u64::from(p.abs_diff(q)))
+            .sum();
+        total as f64 / a.as_raw().len() as f64
+    }
+
+    #[test]
+    fn a_scaled_decode_has_the_asked_size_and_the_full_decodes_pixels_reduced() {
+        let source = photo_like(1001, 603);
+        let bytes = encode_lossy(&source, 90).expect("encodes");
+        let full = image::load_from_memory(&bytes).expect("decodes");
+        for factor in [2u32, 4, 8] {
+            let (w, h) = (1001u32.div_ceil(factor), 603u32.div_ceil(factor));
+            let scaled = decode_scaled(&bytes, w, h).expect("scaled decode");
+            assert_eq!(scaled.dimensions(), (w, h));
+            let reduced = full.resize_exact(w, h, image::imageops::FilterType::Triangle);
+            let diff = mean_abs_diff(&scaled, &reduced);
+            assert!(diff < 3.0, "1/{factor}: mean difference {diff}");
+            // Farther from the same reduction shifted by a few pixels: the check can fail.
+            let shifted = image::imageops::crop_imm(&reduced, 6, 6, w - 6, h - 6).to_image();
+            let moved = image::imageops::crop_imm(&scaled, 0, 0, w - 6, h - 6).to_image();
+            let shifted_diff = mean_abs_diff(
+                &DynamicImage::ImageRgba8(shifted),
+                &DynamicImage::ImageRgba8(moved),
+            );
+            assert!(shifted_diff > diff, "1/{factor}: {shifted_diff} vs {diff}");
+        }
+    }
+
+    #[test]
+    fn alpha_animations_and_garbage_are_declined() {
+        let rgba =
+            DynamicImage::ImageRgba8(RgbaImage::from_pixel(64, 64, image::Rgba([9, 9, 9, 100])));
+        let with_alpha = encode_lossy(&rgba, 80).expect("encodes");
+        assert!(decode_scaled(&with_alpha, 32, 32).is_none());
+        assert!(decode_scaled(b"RIFF\0\0\0\0WEBPjunk", 8, 8).is_none());
+        let opaque = encode_lossy(&photo_like(64, 64), 80).expect("encodes");
+        assert!(decode_scaled(&opaque[..opaque.len() / 2], 32, 32).is_none());
     }
 }

@@ -10,8 +10,9 @@
 //! (`cmyk_profile_assumed`), and an embedded CMYK profile is dropped: it describes the inks,
 //! not the RGB pixels.
 //!
-//! Shrink-on-load: when every output of a JPEG is a reduction by enough, the JPEG is decoded
-//! at 1/2, 1/4 or 1/8 scale in the DCT domain ([`jpeg_decode`]) and the transform step finishes
+//! Shrink-on-load: when every output of a JPEG or an opaque still WebP is a reduction by
+//! enough, it is decoded at 1/2, 1/4 or 1/8 scale, a JPEG in the DCT domain ([`jpeg_decode`]),
+//! a WebP by libwebp's rescaler ([`webp::decode_scaled`]), and the transform step finishes
 //! with its usual Lanczos3 from there. As libvips' `vips_thumbnail` does it, the scale is the
 //! largest that still leaves every output a reduction of at least [`SHRINK_MARGIN`] from the
 //! decoded pixels ([`shrink_factor`]). Only this step picks the scale; what it hands on says
@@ -28,7 +29,7 @@ use super::probe::{self, Probe};
 use super::profile;
 use super::request::{Metadata, Request};
 use crate::codec::exif::{self, KeepExif};
-use crate::codec::{avif, gif as gif_codec, jpeg_decode, jxl, Carried, RgbaFrame};
+use crate::codec::{avif, gif as gif_codec, jpeg_decode, jxl, webp, Carried, RgbaFrame};
 use crate::error::CoreError;
 use crate::format::{ImageFormat, InputFormat};
 use crate::limits::Limits;
@@ -302,16 +303,21 @@ fn integer_samples(image: DynamicImage) -> DynamicImage {
     }
 }
 
-/// The JPEG decoded at 1/`factor` in stored orientation, and how it maps onto the upright
-/// source; `None` (decode at full size) for factor 1, or when the reduced decoder declines the
+/// The image decoded at 1/`factor` in stored orientation, and how it maps onto the upright
+/// source: a JPEG in the DCT domain, an opaque still WebP by libwebp's rescaler. `None`
+/// (decode at full size) for factor 1, other formats, or when the reduced decoder declines the
 /// file or disagrees with the probe about its size.
 fn shrunk(input: &[u8], probe: &Probe, factor: u32) -> Option<(DynamicImage, Shrink)> {
-    if factor <= 1 || probe.format != InputFormat::Jpeg {
+    if factor <= 1 {
         return None;
     }
-    let image = jpeg_decode::decode_scaled(input, factor)?;
     let stored = (probe.width, probe.height);
     let expected = (stored.0.div_ceil(factor), stored.1.div_ceil(factor));
+    let image = match probe.format {
+        InputFormat::Jpeg => jpeg_decode::decode_scaled(input, factor)?,
+        InputFormat::Webp => webp::decode_scaled(input, expected.0, expected.1)?,
+        _ => return None,
+    };
     if (image.width(), image.height()) != expected {
         return None;
     }
