@@ -1,0 +1,111 @@
+//! The edge's half of asynchronous mode (`callback_url`): what the queue keeps of a request
+//! (its dialect, endpoint, options without the key, and the file name Kraken's answer
+//! carries), the 202 that accepts it, and [`HttpEdge`], which reads the kept request back with
+//! the same options parser and renders the outcome exactly as the synchronous answer would be
+//! (the native or Kraken JSON, an error's body and status included).
+
+use serde_json::{json, Value};
+
+use crate::http::error::{self, ApiError, Dialect};
+use crate::http::handlers::parse_options;
+use crate::http::kraken;
+use crate::http::options::Endpoint;
+use crate::http::request_id;
+use crate::service::answer::Answer;
+use crate::service::callback::{Edge, Rendered};
+use crate::service::job::Job;
+use crate::service::ServiceError;
+
+/// The request as the queue keeps it. The key is not kept (the job carries the key's id).
+pub fn record(dialect: Dialect, endpoint: Endpoint, options: &Value, file_name: &str) -> Value {
+    let mut options = options.clone();
+    if let Some(object) = options.as_object_mut() {
+        object.remove("api_key");
+        object.remove("auth");
+    }
+    json!({
+        "dialect": match dialect { Dialect::Native => "native", Dialect::Kraken => "kraken" },
+        "endpoint": match endpoint { Endpoint::Url => "url", Endpoint::Upload => "upload" },
+        "options": options,
+        "file_name": file_name,
+    })
+}
+
+/// The body of the 202: Kraken's `{"id"}`, or natively `{"id", "status": "queued"}`.
+pub fn accepted_body(job_id: &str, dialect: Dialect) -> Value {
+    match dialect {
+        Dialect::Kraken => json!({ "id": job_id }),
+        Dialect::Native => json!({ "id": job_id, "status": "queued" }),
+    }
+}
+
+/// The kept request's parts.
+struct Kept<'a> {
+    dialect: Dialect,
+    endpoint: Endpoint,
+    options: &'a Value,
+    file_name: &'a str,
+}
+
+fn read(request: &Value) -> Kept<'_> {
+    Kept {
+        dialect: match request["dialect"].as_str() {
+            Some("kraken") => Dialect::Kraken,
+            _ => Dialect::Native,
+        },
+        endpoint: match request["endpoint"].as_str() {
+            Some("upload") => Endpoint::Upload,
+            _ => Endpoint::Url,
+        },
+        options: &request["options"],
+        file_name: request["file_name"].as_str().unwrap_or_default(),
+    }
+}
+
+/// The edge as the callback worker sees it.
+pub struct HttpEdge;
+
+impl Edge for HttpEdge {
+    fn job(&self, request: &Value) -> Result<Job, Rendered> {
+        let kept = read(request);
+        parse_options(kept.options, kept.endpoint, kept.dialect)
+            .map(|options| options.job)
+            .map_err(|e| rendered_error(e.in_dialect(kept.dialect)))
+    }
+
+    fn render(
+        &self,
+        job_id: &str,
+        request: &Value,
+        outcome: Result<Answer, ServiceError>,
+    ) -> Rendered {
+        let kept = read(request);
+        // Error bodies carry the job id where a synchronous one carries its request id.
+        request_id::sync_scope(job_id.to_string(), || match outcome {
+            Ok(answer) => {
+                let body = match kept.dialect {
+                    Dialect::Native => serde_json::to_string(&answer),
+                    Dialect::Kraken => {
+                        serde_json::to_string(&kraken::answer(&answer, kept.file_name))
+                    }
+                };
+                match body {
+                    Ok(body) => Rendered {
+                        status: error::OK,
+                        body,
+                    },
+                    Err(e) => rendered_error(ApiError::internal("rendering a callback", e)),
+                }
+            }
+            Err(e) => rendered_error(ApiError::from(e).in_dialect(kept.dialect)),
+        })
+    }
+}
+
+fn rendered_error(error: ApiError) -> Rendered {
+    let (status, body) = error.status_and_body();
+    Rendered {
+        status,
+        body: body.to_string(),
+    }
+}

@@ -1,0 +1,120 @@
+//! The durable queue: apalis's SQL storage on the database pixpress already uses (its own
+//! `Jobs`/`Workers` tables on SQLite, schema `apalis` on PostgreSQL), opened with the typed pool
+//! that storage needs, and the worker each instance runs on it. Any instance picks up any job;
+//! a job that was running on an instance that died (its worker's heartbeat stopped) is put
+//! back in the queue by the next instance to start, or after [`ORPHANED_AFTER`] by any live
+//! one. A job re-run that way is billed once and delivers the answer kept by its first run
+//! (see `run`), so delivery is at least once, with the same job id and signed bytes.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use apalis::prelude::{Data, Monitor, Storage, WorkerBuilder, WorkerBuilderExt, WorkerFactoryFn};
+use apalis_sql::postgres::PostgresStorage;
+use apalis_sql::sqlite::SqliteStorage;
+use apalis_sql::Config;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+use crate::service::callback::run::{RunError, Runner};
+use crate::service::callback::CallbackTask;
+
+/// The queue's namespace in apalis's tables.
+const NAMESPACE: &str = "pixpress::callback";
+/// How often an idle worker looks for new jobs.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// A worker silent this long (apalis beats every 30 s) is dead: its running jobs are re-queued.
+pub const ORPHANED_AFTER: Duration = Duration::from_secs(120);
+/// Jobs one instance runs at once (their image work also waits for the work gate).
+const CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("callback queue: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("callback queue migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Clone)]
+pub enum Queue {
+    Sqlite(SqliteStorage<CallbackTask>),
+    Postgres(PostgresStorage<CallbackTask>),
+}
+
+fn config() -> Config {
+    Config::new(NAMESPACE)
+        .set_poll_interval(POLL_INTERVAL)
+        .set_reenqueue_orphaned_after(ORPHANED_AFTER)
+}
+
+impl Queue {
+    /// Opens the queue on the database at `url` (as `db::url` gives it), creating its tables.
+    pub async fn open(url: &str) -> Result<Queue, QueueError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            let mut migrator = SqliteStorage::migrations();
+            migrator.set_ignore_missing(true);
+            migrator.run(&pool).await?;
+            return Ok(Queue::Sqlite(SqliteStorage::new_with_config(
+                pool,
+                config(),
+            )));
+        }
+        let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
+        let mut migrator = PostgresStorage::migrations();
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
+        Ok(Queue::Postgres(PostgresStorage::new_with_config(
+            pool,
+            config(),
+        )))
+    }
+
+    pub async fn push(&self, task: CallbackTask) -> Result<(), QueueError> {
+        match self {
+            Queue::Sqlite(storage) => storage.clone().push(task).await.map(|_| ())?,
+            Queue::Postgres(storage) => storage.clone().push(task).await.map(|_| ())?,
+        }
+        Ok(())
+    }
+
+    /// Runs this instance's worker until the process ends. `name` must differ between
+    /// instances: apalis tells a dead worker's jobs by it.
+    pub async fn work(self, name: String, runner: Runner) {
+        let monitor = match self {
+            Queue::Sqlite(storage) => Monitor::new().register(
+                WorkerBuilder::new(&name)
+                    .concurrency(CONCURRENCY)
+                    .data(runner)
+                    .backend(storage)
+                    .build_fn(run_task),
+            ),
+            Queue::Postgres(storage) => Monitor::new().register(
+                WorkerBuilder::new(&name)
+                    .concurrency(CONCURRENCY)
+                    .data(runner)
+                    .backend(storage)
+                    .build_fn(run_task),
+            ),
+        };
+        if let Err(e) = monitor.run().await {
+            tracing::error!("the callback worker stopped: {e}");
+        }
+    }
+}
+
+async fn run_task(task: CallbackTask, runner: Data<Runner>) -> Result<(), RunError> {
+    let job_id = task.job_id.clone();
+    let outcome = runner.run(task).await;
+    if let Err(e) = &outcome {
+        tracing::error!(job_id, "callback job failed: {e}");
+    }
+    outcome
+}
