@@ -2,7 +2,8 @@
 //! (its dialect, endpoint, options without the key, and the file name Kraken's answer
 //! carries), the 202 that accepts it, and [`HttpEdge`], which reads the kept request back with
 //! the same options parser and renders the outcome exactly as the synchronous answer would be
-//! (the native or Kraken JSON, an error's body and status included).
+//! (the native or Kraken JSON, an error's body and status included; Kraken's callbacks also
+//! carry the job's `id`, as Kraken's own do, where native ones name it in a header only).
 
 use serde_json::{json, Value};
 
@@ -81,25 +82,48 @@ impl Edge for HttpEdge {
     ) -> Rendered {
         let kept = read(request);
         // Error bodies carry the job id where a synchronous one carries its request id.
-        request_id::sync_scope(job_id.to_string(), || match outcome {
-            Ok(answer) => {
-                let body = match kept.dialect {
-                    Dialect::Native => serde_json::to_string(&answer),
-                    Dialect::Kraken => {
-                        serde_json::to_string(&kraken::answer(&answer, kept.file_name))
-                    }
-                };
-                match body {
-                    Ok(body) => Rendered {
-                        status: error::OK,
-                        body,
-                    },
-                    Err(e) => rendered_error(ApiError::internal("rendering a callback", e)),
-                }
-            }
-            Err(e) => rendered_error(ApiError::from(e).in_dialect(kept.dialect)),
-        })
+        let (status, body) = request_id::sync_scope(job_id.to_string(), || {
+            answer_json(outcome, kept.dialect, kept.file_name)
+        });
+        let body = match kept.dialect {
+            Dialect::Native => body,
+            Dialect::Kraken => with_kraken_id(body, job_id),
+        };
+        Rendered {
+            status,
+            body: body.to_string(),
+        }
     }
+}
+
+/// The synchronous answer's status and JSON, in the dialect's shape.
+fn answer_json(
+    outcome: Result<Answer, ServiceError>,
+    dialect: Dialect,
+    file_name: &str,
+) -> (u16, Value) {
+    let answer = match outcome {
+        Ok(answer) => answer,
+        Err(e) => return ApiError::from(e).in_dialect(dialect).status_and_body(),
+    };
+    let body = match dialect {
+        Dialect::Native => serde_json::to_value(&answer),
+        Dialect::Kraken => Ok(kraken::answer(&answer, file_name)),
+    };
+    match body {
+        Ok(body) => (error::OK, body),
+        Err(e) => ApiError::internal("rendering a callback", e)
+            .in_dialect(dialect)
+            .status_and_body(),
+    }
+}
+
+/// Kraken's callbacks carry the job's `id` beside the synchronous fields, as Kraken's do.
+fn with_kraken_id(mut body: Value, job_id: &str) -> Value {
+    if let Some(object) = body.as_object_mut() {
+        object.insert("id".into(), Value::String(job_id.to_string()));
+    }
+    body
 }
 
 fn rendered_error(error: ApiError) -> Rendered {
