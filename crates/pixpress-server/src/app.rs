@@ -86,7 +86,12 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         exporter,
         callbacks: callbacks.clone(),
     };
-    tokio::spawn(results.sweep_forever(db, config.sweep_interval));
+    tokio::spawn(results.sweep_forever(db.clone(), config.sweep_interval));
+    tokio::spawn(
+        callbacks
+            .clone()
+            .sweep_forever(db, config.sweep_interval, config.result_ttl),
+    );
     let runner = Runner {
         service: service.clone(),
         edge: Arc::new(HttpEdge),

@@ -5,7 +5,9 @@
 //! (the native or Kraken JSON, an error's body and status included; Kraken's callbacks also
 //! carry the job's `id`, as Kraken's own do, where native ones name it in a header only).
 
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::http::error::{self, ApiError, Dialect};
 use crate::http::handlers::parse_options;
@@ -32,11 +34,26 @@ pub fn record(dialect: Dialect, endpoint: Endpoint, options: &Value, file_name: 
     })
 }
 
+/// The body of a `202`: the job is queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queued {
+    /// The job id (32 hex digits); callbacks carry it in `X-Pixpress-Job-Id` (and Kraken's
+    /// also as `id` in the body).
+    #[schema(example = "9f0c2d6e4b1a48c7a3e5f60718293a4b")]
+    pub id: String,
+    /// `queued` (native requests; Kraken's answer `{"id"}` alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
 /// The body of the 202: Kraken's `{"id"}`, or natively `{"id", "status": "queued"}`.
-pub fn accepted_body(job_id: &str, dialect: Dialect) -> Value {
-    match dialect {
-        Dialect::Kraken => json!({ "id": job_id }),
-        Dialect::Native => json!({ "id": job_id, "status": "queued" }),
+pub fn accepted_body(job_id: &str, dialect: Dialect) -> Queued {
+    Queued {
+        id: job_id.to_string(),
+        status: match dialect {
+            Dialect::Kraken => None,
+            Dialect::Native => Some("queued".into()),
+        },
     }
 }
 

@@ -452,7 +452,7 @@ impl ApiError {
 pub const OK: u16 = StatusCode::OK.as_u16();
 
 /// `202 Accepted` with a JSON body: a callback job was queued.
-pub fn accepted(body: serde_json::Value) -> Response {
+pub fn accepted(body: impl Serialize) -> Response {
     (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 

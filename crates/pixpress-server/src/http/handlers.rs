@@ -60,7 +60,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     path = "/v1/",
     operation_id = "optimize_url",
     tag = "optimise",
-    description = "Fetch the image at `url` and optimise it. The key comes from `Authorization: Bearer`, `?api_key=` or the body's `api_key`.",
+    description = "Fetch the image at `url` and optimise it. The key comes from `Authorization: Bearer`, `?api_key=` or the body's `api_key`. With `callback_url` the answer is a `202` with a job id, and the answer is POSTed to the callback URL when ready.",
     params(("api_key" = Option<String>, Query, description = "The API key, if not sent otherwise")),
     request_body(content = crate::http::options::schema::UrlOptions, content_type = "application/json"),
     responses(OptimiseResponses),
@@ -148,7 +148,7 @@ pub async fn optimize_url_alias(
     path = "/v1/upload",
     operation_id = "optimize_upload",
     tag = "optimise",
-    description = "Optimise an uploaded image: part `image` is the file, part `data` the JSON options.",
+    description = "Optimise an uploaded image: part `image` is the file, part `data` the JSON options. With `callback_url` the answer is a `202` with a job id, and the answer is POSTed to the callback URL when ready.",
     params(("api_key" = Option<String>, Query, description = "The API key, if not sent otherwise")),
     request_body(
         content = UploadForm,

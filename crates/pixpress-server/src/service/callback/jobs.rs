@@ -124,6 +124,15 @@ pub async fn count_delivery(db: &Db, job_id: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Deletes the records of jobs that ended before `before_ms`; returns how many.
+pub async fn sweep(db: &Db, before_ms: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM callback_jobs WHERE finished_at_ms < $1")
+        .bind(before_ms)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records how the job ended; the parked input is gone by then.
 pub async fn finish(db: &Db, job_id: &str, outcome: Outcome) -> Result<(), sqlx::Error> {
     sqlx::query(

@@ -7,7 +7,9 @@
 //!   worker every instance runs, so a job outlives the instance that accepted it;
 //! - `jobs`: the `callback_jobs` table, pixpress's record of each job and of its answer;
 //! - `run`: what one job does (optimise once, billed once under the job id, answer kept);
-//! - `deliver`: the signed POST, its retries and backoff, through the guarded client.
+//! - `deliver`: the signed POST, its retries and backoff, through the guarded client;
+//! - [`Callbacks::sweep_forever`]: finished tasks (they hold the options, store credentials
+//!   included) leave the queue at once, job records after the result TTL.
 //!
 //! The edge decides what the options mean and what the answer looks like: it hands the queue
 //! an opaque record of the request and implements [`Edge`] to read it back and to render the
@@ -19,8 +21,11 @@ pub mod queue;
 pub mod run;
 pub mod submit;
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
+use crate::db::{now_unix_ms, Db};
 use crate::service::answer::Answer;
 use crate::service::error::ServiceError;
 use crate::service::job::Job;
@@ -78,6 +83,24 @@ pub trait Edge: Send + Sync + 'static {
 pub struct Callbacks {
     pub queue: Queue,
     pub deliverer: Deliverer,
+}
+
+impl Callbacks {
+    /// Every `interval`: finished tasks leave the queue's table at once (they hold the options),
+    /// and the records of jobs that ended more than `keep` ago are deleted.
+    pub async fn sweep_forever(self, db: Db, interval: Duration, keep: Duration) {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = self.queue.purge_finished().await {
+                tracing::warn!("purging finished callback tasks: {e}");
+            }
+            let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+            if let Err(e) = jobs::sweep(&db, now_unix_ms().saturating_sub(keep_ms)).await {
+                tracing::warn!("sweeping callback job records: {e}");
+            }
+        }
+    }
 }
 
 /// A new job id: 32 hex digits, like result ids.

@@ -85,6 +85,33 @@ impl Queue {
         Ok(())
     }
 
+    /// Deletes this queue's finished tasks from apalis's table: a task holds the request's
+    /// options (a `*_store`'s credentials among them), needed only until it has run. Returns
+    /// how many were deleted.
+    pub async fn purge_finished(&self) -> Result<u64, QueueError> {
+        let done = match self {
+            Queue::Sqlite(storage) => {
+                sqlx::query(
+                    "DELETE FROM Jobs WHERE job_type = ?1 AND status IN ('Done', 'Failed', 'Killed')",
+                )
+                .bind(NAMESPACE)
+                .execute(storage.pool())
+                .await?
+                .rows_affected()
+            }
+            Queue::Postgres(storage) => {
+                sqlx::query(
+                    "DELETE FROM apalis.jobs WHERE job_type = $1 AND status IN ('Done', 'Failed', 'Killed')",
+                )
+                .bind(NAMESPACE)
+                .execute(storage.pool())
+                .await?
+                .rows_affected()
+            }
+        };
+        Ok(done)
+    }
+
     /// Runs this instance's worker until the process ends. `name` must differ between
     /// instances: apalis tells a dead worker's jobs by it.
     pub async fn work(self, name: String, runner: Runner) {
@@ -117,4 +144,61 @@ async fn run_task(task: CallbackTask, runner: Data<Runner>) -> Result<(), RunErr
         tracing::error!(job_id, "callback job failed: {e}");
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::callback::QueuedInput;
+
+    fn task(id: &str) -> CallbackTask {
+        CallbackTask {
+            job_id: id.into(),
+            key_id: "k".into(),
+            plan: "free".into(),
+            callback_url: "http://example.com/cb".into(),
+            input: QueuedInput::Url("http://example.com/a.png".into()),
+            request: serde_json::json!({"options": {"s3_store": {"secret": "s"}}}),
+        }
+    }
+
+    async fn rows(queue: &Queue) -> Vec<(String, String)> {
+        let Queue::Sqlite(storage) = queue else {
+            panic!("sqlite")
+        };
+        sqlx::query_as("SELECT job, status FROM Jobs ORDER BY job")
+            .fetch_all(storage.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn tasks_share_the_database_and_finished_ones_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        // pixpress's migrations and the queue's share one database and migrations table, in
+        // either order, and opening again finds both sets applied.
+        let db = crate::db::open(dir.path(), None).await.unwrap();
+        let url = crate::db::url(dir.path(), None).unwrap();
+        let queue = Queue::open(&url).await.unwrap();
+        drop(Queue::open(&url).await.unwrap());
+        drop(crate::db::open(dir.path(), None).await.unwrap());
+        crate::db::ping(&db).await.unwrap();
+
+        queue.push(task("a")).await.unwrap();
+        queue.push(task("b")).await.unwrap();
+        let queued = rows(&queue).await;
+        assert_eq!(queued.len(), 2);
+        assert!(queued.iter().all(|(_, status)| status == "Pending"));
+        let Queue::Sqlite(storage) = &queue else {
+            panic!("sqlite")
+        };
+        sqlx::query("UPDATE Jobs SET status = 'Done' WHERE job LIKE '%\"a\"%'")
+            .execute(storage.pool())
+            .await
+            .unwrap();
+        assert_eq!(queue.purge_finished().await.unwrap(), 1);
+        let left = rows(&queue).await;
+        assert_eq!(left.len(), 1);
+        assert!(left[0].0.contains("\"b\""), "{left:?}");
+    }
 }
