@@ -159,14 +159,13 @@ async fn the_document_is_openapi_3_1_and_lists_every_error_code() {
     // Asynchronous mode's 202 and its job id, on every optimise path.
     for path in ["/v1/", "/v1/url", "/v1/upload"] {
         let accepted = &doc["paths"][path]["post"]["responses"]["202"];
-        let schema = accepted["content"]["application/json"]["schema"]["$ref"].as_str();
-        assert_eq!(
-            schema,
-            Some("#/components/schemas/Queued"),
+        let schema = &accepted["content"]["application/json"]["schema"];
+        assert_eq!(schema["required"], json!(["id"]), "{path}: {accepted}");
+        assert!(
+            schema["properties"]["status"].is_object(),
             "{path}: {accepted}"
         );
     }
-    assert!(doc["components"]["schemas"]["Queued"]["properties"]["id"].is_object());
     // A real error answer has the documented shape and a listed code.
     let response = client()
         .post(server.url("/v1/"))

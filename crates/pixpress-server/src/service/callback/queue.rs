@@ -3,8 +3,10 @@
 //! that storage needs, and the worker each instance runs on it. Any instance picks up any job;
 //! a job that was running on an instance that died (its worker's heartbeat stopped) is put
 //! back in the queue by the next instance to start, or after [`ORPHANED_AFTER`] by any live
-//! one. A job re-run that way is billed once and delivers the answer kept by its first run
-//! (see `run`), so delivery is at least once, with the same job id and signed bytes.
+//! one. apalis's start-up re-queue takes every running job whose worker's heartbeat (every
+//! 30 s) is not from this very second, so a job can also be run by two live instances at once.
+//! A job run twice is billed once and delivers the answer kept by its first run (see `run`),
+//! so delivery is at least once, with the same job id and signed bytes.
 
 use std::str::FromStr;
 use std::time::Duration;
