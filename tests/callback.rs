@@ -734,3 +734,90 @@ async fn a_job_survives_a_kill_on_sqlite() {
 async fn a_job_survives_a_kill_on_postgres() {
     a_job_survives_a_kill(Some(fresh_postgres())).await;
 }
+
+/// A bucket name no other test run uses.
+fn unique_bucket(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{:x}", std::process::id(), nanos % 0xffff_ffff)
+}
+
+/// A server on the S3 emulator's `bucket` (prefix `results`) and `database`, loopback allowed.
+fn start_on_s3(s3: &str, bucket: &str, database: &str) -> Server {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let config = data_dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[plans.free]\nrequests_per_second = 100000\nbytes_per_month = 1000000000000000\n\
+         [storage]\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+    )
+    .expect("write config");
+    let args: Vec<String> = vec![
+        "--config".into(),
+        config.display().to_string(),
+        "--storage".into(),
+        format!("s3://{bucket}/results"),
+        "--storage-endpoint".into(),
+        s3.into(),
+        "--database".into(),
+        database.into(),
+        "--fetch-allow".into(),
+        "127.0.0.0/8".into(),
+    ];
+    Server::start_raw(data_dir, &args)
+}
+
+/// Two instances sharing PostgreSQL and an S3 result store (the emulator): a job accepted by
+/// one that is killed at once is run by the other, from the upload the first parked in S3.
+#[tokio::test]
+async fn a_job_accepted_by_one_instance_is_run_by_another_sharing_postgres_and_s3() {
+    let s3 = std::env::var("PIXPRESS_TEST_S3_ENDPOINT")
+        .expect("PIXPRESS_TEST_S3_ENDPOINT: run the tests with scripts/test.sh");
+    let bucket = unique_bucket("callbacks");
+    run_store_client("s3", &s3, "create", &[&bucket]);
+    let database = fresh_postgres();
+    let first = start_on_s3(&s3, &bucket, &database);
+    let (key, secret) = create_key(&first, Some(&database));
+    let receiver = Receiver::start(&[]).await;
+    let photo = corpus("png_coffee_photo.png");
+    let options = json!({
+        "callback_url": receiver.url(),
+        "resize": {"strategy": "exact", "width": 90, "height": 60},
+    });
+    let (status, accepted) =
+        json_of(upload_with_key(&first, &key, &photo, "coffee.png", options).await).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id").to_string();
+    drop(first.stop());
+    // apalis re-queues a dead worker's running job when the next one starts, if its last
+    // heartbeat is from an earlier second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = start_on_s3(&s3, &bucket, &database);
+
+    let deliveries = receiver
+        .wait_for(1, Duration::from_secs(120), Duration::from_secs(3))
+        .await;
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!(d.header("x-pixpress-job-id"), id);
+    assert!(signature_verifies(&secret, d));
+    let body = d.json();
+    assert_eq!(body["original_size"], photo.len());
+    let url = body["url"].as_str().expect("url");
+    let path = &url[url.find("/v1/images/").expect("a hosted URL")..];
+    assert_eq!(decoded_dimensions(&second.url(path)).await, (90, 60));
+    assert_eq!(billed(&second, &key).await, (photo.len() as u64, 1));
+    let listed = run_store_client("s3", &s3, "list", &[&bucket, "results/"]);
+    let names: Vec<&str> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(!names.is_empty(), "the result is in the bucket");
+    assert!(
+        names.iter().all(|k| !k.contains("callback-input-")),
+        "the parked upload is deleted: {names:?}"
+    );
+}

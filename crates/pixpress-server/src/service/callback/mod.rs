@@ -9,7 +9,7 @@
 //! - `run`: what one job does (optimise once, billed once under the job id, answer kept);
 //! - `deliver`: the signed POST, its retries and backoff, through the guarded client;
 //! - [`Callbacks::sweep_forever`]: finished tasks (they hold the options, store credentials
-//!   included) leave the queue at once, job records after the result TTL.
+//!   included) leave the queue's table at the next sweep, job records after the result TTL.
 //!
 //! The edge decides what the options mean and what the answer looks like: it hands the queue
 //! an opaque record of the request and implements [`Edge`] to read it back and to render the
@@ -86,7 +86,7 @@ pub struct Callbacks {
 }
 
 impl Callbacks {
-    /// Every `interval`: finished tasks leave the queue's table at once (they hold the options),
+    /// Every `interval`: finished tasks leave the queue's table (they hold the options),
     /// and the records of jobs that ended more than `keep` ago are deleted.
     pub async fn sweep_forever(self, db: Db, interval: Duration, keep: Duration) {
         let mut ticks = tokio::time::interval(interval);
