@@ -557,6 +557,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_queued_job_run_twice_is_billed_once_on_either_billing_path() {
+        let (dir, service) = service(roomy()).await;
+        // The free plan's hard quota bills through a reservation, the pro plan by an upsert.
+        for (plan, job_id) in [("free", "job-free"), ("pro", "job-pro")] {
+            let (key, info) = keys::create(&service.db, plan, None).await.unwrap();
+            let caller = Caller {
+                id: info.id.clone(),
+                plan: plan.into(),
+            };
+            for _ in 0..2 {
+                let admitted = service.admit_queued(caller.clone(), job_id).await.unwrap();
+                assert!(admitted.rate.allowed);
+                service
+                    .optimise(&admitted, upload(), Job::default())
+                    .await
+                    .unwrap();
+            }
+            let used = metered(&service, &key).await;
+            assert_eq!((used.bytes, used.requests), (PNG.len() as u64, 1), "{plan}");
+            // Another job of the same key is billed on its own (job ids are unique, 128 random
+            // bits, and so are charge ids).
+            let another = format!("another-{plan}");
+            let admitted = service.admit_queued(caller, &another).await.unwrap();
+            service
+                .optimise(&admitted, upload(), Job::default())
+                .await
+                .unwrap();
+            let used = metered(&service, &key).await;
+            assert_eq!(
+                (used.bytes, used.requests),
+                (2 * PNG.len() as u64, 2),
+                "{plan}"
+            );
+        }
+        // Every run did its work: 3 hosted outputs per key.
+        assert_eq!(hosted_files(&dir), 6);
+    }
+
+    #[tokio::test]
     async fn keys_are_checked_first() {
         let (_dir, service) = service(roomy()).await;
         assert!(matches!(
