@@ -139,13 +139,24 @@ impl Queue {
     }
 }
 
+/// Waits before running a job again whose run failed on the database or the key lookup
+/// (apalis's SQL storage does not run a failed task again by itself).
+const RERUN_AFTER: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(10)];
+
 async fn run_task(task: CallbackTask, runner: Data<Runner>) -> Result<(), RunError> {
     let job_id = task.job_id.clone();
-    let outcome = runner.run(task).await;
-    if let Err(e) = &outcome {
-        tracing::error!(job_id, "callback job failed: {e}");
+    let mut waits = RERUN_AFTER.iter();
+    loop {
+        let Err(e) = runner.run(task.clone()).await else {
+            return Ok(());
+        };
+        let Some(wait) = waits.next() else {
+            tracing::error!(job_id, "callback job failed, given up: {e}");
+            return Err(e);
+        };
+        tracing::warn!(job_id, "callback job failed, run again in {wait:?}: {e}");
+        tokio::time::sleep(*wait).await;
     }
-    outcome
 }
 
 #[cfg(test)]
