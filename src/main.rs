@@ -187,7 +187,8 @@ impl ConnectionArgs {
 
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
-    /// Create a key and print it (it is shown only once).
+    /// Create a key and print it (it is shown only once); stderr also shows its callback
+    /// signing secret.
     Create {
         #[arg(long, default_value = "free")]
         plan: String,
@@ -200,6 +201,13 @@ enum KeysCommand {
     Revoke { key_id: String },
     /// Move a key to another plan.
     SetPlan { key_id: String, plan: String },
+    /// Print a key's callback signing secret (`callback_url` bodies are signed with it).
+    Secret {
+        key_id: String,
+        /// Replace it with a new one first; callbacks signed from then on use the new one.
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -301,6 +309,10 @@ async fn run_keys(state: StateArgs, command: KeysCommand) -> anyhow::Result<()> 
                 "created key {} on plan {} (shown only once; store it now)",
                 info.id, info.plan
             );
+            // Made now, so it is the one callbacks are signed with; `keys secret` shows it again.
+            if let Some(secret) = keys::callback_secret(&db, &info.id).await? {
+                eprintln!("callback signing secret: {}", secret.expose());
+            }
         }
         KeysCommand::List => {
             println!("{:<10} {:<10} {:<8} LABEL", "ID", "PLAN", "STATUS");
@@ -325,6 +337,15 @@ async fn run_keys(state: StateArgs, command: KeysCommand) -> anyhow::Result<()> 
                 "no key with id {key_id:?}"
             );
             println!("{key_id} is now on plan {plan}");
+        }
+        KeysCommand::Secret { key_id, rotate } => {
+            let secret = if rotate {
+                keys::rotate_callback_secret(&db, &key_id).await?
+            } else {
+                keys::callback_secret(&db, &key_id).await?
+            };
+            let secret = secret.with_context(|| format!("no key with id {key_id:?}"))?;
+            println!("{}", secret.expose());
         }
         KeysCommand::Revoke { key_id } => {
             anyhow::ensure!(

@@ -739,10 +739,11 @@ async fn bad_compression_options_are_400s_naming_the_field() {
         ),
         (json!({"metadata": 3}), "metadata", "invalid_field"),
         (
-            json!({"callback_url": "http://x"}),
+            json!({"callback_url": "ftp://x/hook"}),
             "callback_url",
-            "not_supported_yet",
+            "invalid_url",
         ),
+        (json!({"callback_url": 7}), "callback_url", "invalid_field"),
         (json!({"max_bytes": 5000}), "max_bytes", "invalid_field"),
         (json!({"dry_run": "yes"}), "dry_run", "invalid_field"),
         (json!({"background": "nope"}), "background", "invalid_field"),

@@ -6,8 +6,8 @@
 //! No request may leave the machine. The server's fetch guard already refuses loopback and
 //! private addresses, but a generated `url` could name a public host (a DNS lookup, then a
 //! fetch) and a generated `*_store` could name a cloud endpoint. So schemathesis runs against a
-//! copy of the served document in which the options' `url` field may only be one of a
-//! few loopback/private/malformed values (all refused before any connection), and the
+//! copy of the served document in which the options' `url` and `callback_url` fields may only
+//! be one of a few loopback/private/malformed values (all refused before any connection), and the
 //! `*_store` objects are left out; the URL calls run in positive mode only, so no value outside
 //! that list is ever generated. Everything else is the served document, unchanged.
 
@@ -51,7 +51,7 @@ fn schemathesis() -> String {
     bin.display().to_string()
 }
 
-/// Rewrites the `url` / `endpoint` properties under `value` to [`refused_urls`] and drops
+/// Rewrites the `url` / `endpoint` / `callback_url` properties under `value` to [`refused_urls`] and drops
 /// `*_store` (so no store `endpoint` is left to generate).
 fn confine(value: &mut Value) {
     match value {
@@ -65,7 +65,7 @@ fn confine(value: &mut Value) {
                 for store in ["s3_store", "azure_store", "gcs_store"] {
                     properties.remove(store);
                 }
-                for field in ["url", "endpoint"] {
+                for field in ["url", "endpoint", "callback_url"] {
                     if let Some(p) = properties.get_mut(field) {
                         *p = json!({"type": "string", "enum": refused_urls()});
                     }
@@ -149,10 +149,21 @@ async fn the_document_is_openapi_3_1_and_lists_every_error_code() {
         "s3_store",
         "azure_store",
         "gcs_store",
+        "callback_url",
     ] {
         assert!(
             options.get(field).is_some(),
             "option {field} is not documented"
+        );
+    }
+    // Asynchronous mode's 202 and its job id, on every optimise path.
+    for path in ["/v1/", "/v1/url", "/v1/upload"] {
+        let accepted = &doc["paths"][path]["post"]["responses"]["202"];
+        let schema = &accepted["content"]["application/json"]["schema"];
+        assert_eq!(schema["required"], json!(["id"]), "{path}: {accepted}");
+        assert!(
+            schema["properties"]["status"].is_object(),
+            "{path}: {accepted}"
         );
     }
     // A real error answer has the documented shape and a listed code.

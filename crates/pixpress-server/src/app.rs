@@ -1,11 +1,13 @@
 //! Start-up wiring, the one place `anyhow` is allowed: opens the database, the result store,
-//! the fetcher, exporter and rate limiter, builds the [`Service`], prints a first key when there
-//! is none, starts the background sweep and serves the router (HTTP or HTTPS) until a shutdown
+//! the fetcher, exporter and rate limiter, the callback queue and deliverer, builds the
+//! [`Service`], prints a first key when there is none, starts the background sweep and this
+//! instance's callback worker, and serves the router (HTTP or HTTPS) until a shutdown
 //! signal, through `conn`'s accept loop (deadlines, connection cap). Instances keep no state
-//! of their own beyond caches: keys and result records are in the database, result bytes in
-//! the result store.
+//! of their own beyond caches: keys, result records and callback jobs are in the database,
+//! result bytes and callback jobs' uploads in the result store.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use pixpress_core::Limits;
 
@@ -16,9 +18,12 @@ use crate::conn;
 use crate::db::{self, Db};
 use crate::fetch::client::Fetcher;
 use crate::fetch::guard::AddressPolicy;
+use crate::http::callback::HttpEdge;
 use crate::http::deadline::{self, MinRate};
 use crate::http::router::router;
 use crate::service::admission::WorkGate;
+use crate::service::callback::run::Runner;
+use crate::service::callback::{Callbacks, Deliverer, Queue};
 use crate::service::Service;
 use crate::storage::export::Exporter;
 use crate::storage::hosted::ObjectStore;
@@ -46,6 +51,13 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         config.fetch_connect_timeout,
         config.fetch_timeout,
     )?;
+    let callbacks = Callbacks {
+        queue: Queue::open(&db::url(&config.data_dir, config.database_url.as_deref())?).await?,
+        deliverer: Deliverer::new(
+            AddressPolicy::new(config.fetch_allow.clone()),
+            config.fetch_connect_timeout,
+        )?,
+    };
     let listener = std::net::TcpListener::bind(config.listen)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -72,8 +84,19 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         plans: config.plans.clone(),
         limiter,
         exporter,
+        callbacks: callbacks.clone(),
     };
-    tokio::spawn(results.sweep_forever(db, config.sweep_interval));
+    tokio::spawn(results.sweep_forever(db.clone(), config.sweep_interval));
+    tokio::spawn(
+        callbacks
+            .clone()
+            .sweep_forever(db, config.sweep_interval, config.result_ttl),
+    );
+    let runner = Runner {
+        service: service.clone(),
+        edge: Arc::new(HttpEdge),
+    };
+    tokio::spawn(callbacks.queue.work(worker_name(), runner));
     crate::metrics::install()?;
     let limits = config.connections;
     let min_rate = MinRate {
@@ -96,6 +119,12 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     conn::serve(listener, tls, app, limits, shutdown_signal()).await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// This instance's name in the callback queue: unique, so that a dead instance's jobs are
+/// told from a live one's.
+fn worker_name() -> String {
+    format!("pixpress-{}", crate::http::request_id::new_id())
 }
 
 /// The work gate, with a warning when the largest image the pixel limit lets in is predicted

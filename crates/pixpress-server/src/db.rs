@@ -3,7 +3,10 @@
 //! (`--database postgres://…`, for several instances sharing state). Queries use `$N`
 //! placeholders and SQL both dialects accept. Migrations are embedded and run at start-up.
 //! Every query lives in the module that owns its table (`accounts::keys`, `accounts::usage`,
-//! `storage::results`); this module owns only the pool, the migrations and the clock.
+//! `storage::results`); this module owns only the pool, the migrations and the clock. The
+//! callback queue (apalis) keeps its own tables in the same database, opened from the same
+//! [`url`] with the typed pool its storage needs; both sets of migrations share sqlx's
+//! migrations table, so each runner ignores the other's entries.
 
 use std::path::Path;
 use std::time::Duration;
@@ -25,12 +28,17 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// pixpress's own migrations; the queue's, recorded in the same table, are not missing ones.
+fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
-/// Opens (creating if needed) the database at `url`, or `DATA_DIR/pixpress.db` when `url` is None.
-pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Db, DbError> {
-    sqlx::any::install_default_drivers();
-    let url = match url {
+/// The database URL: `url` when it is a sqlite: or postgres:// one, else `DATA_DIR/pixpress.db`
+/// (the directory created).
+pub fn url(data_dir: &Path, url: Option<&str>) -> Result<String, DbError> {
+    Ok(match url {
         Some(url)
             if url.starts_with("sqlite:")
                 || url.starts_with("postgres://")
@@ -46,7 +54,13 @@ pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Db, DbError> {
                 data_dir.join("pixpress.db").display()
             )
         }
-    };
+    })
+}
+
+/// Opens (creating if needed) the database at `url`, or `DATA_DIR/pixpress.db` when `url` is None.
+pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Db, DbError> {
+    sqlx::any::install_default_drivers();
+    let url = self::url(data_dir, url)?;
     let is_sqlite = url.starts_with("sqlite:");
     let pool = AnyPoolOptions::new()
         .max_connections(if is_sqlite { 8 } else { 16 })
@@ -65,7 +79,7 @@ pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Db, DbError> {
     if is_sqlite {
         pool.execute("PRAGMA journal_mode = WAL").await?;
     }
-    MIGRATOR.run(&pool).await?;
+    migrator().run(&pool).await?;
     Ok(pool)
 }
 

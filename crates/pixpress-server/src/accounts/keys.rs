@@ -2,7 +2,9 @@
 //! logs, revocation), the 128-bit secret is not. Only SHA-256 of the whole key is stored; a
 //! presented key is found by its id and its hash compared in constant time. The key itself is
 //! shown once, when it is created, and never logged. This module owns the `api_keys` table:
-//! creating, listing, verifying, revoking keys and moving them between plans.
+//! creating, listing, verifying, revoking keys and moving them between plans, and each key's
+//! callback signing secret (`pxs_` and 64 hex digits: random, kept as it is because the server
+//! signs with it, made the first time it is asked for, rotated on demand).
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -10,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::accounts::plans::PLAN_NAMES as PLANS;
 use crate::db::{now_unix, Db};
+use crate::storage::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -135,6 +138,43 @@ pub async fn set_plan(db: &Db, id_or_key: &str, plan: &str) -> Result<bool, KeyE
     Ok(done.rows_affected() == 1)
 }
 
+fn new_callback_secret() -> String {
+    format!("pxs_{}", random_hex(32))
+}
+
+/// The key's callback signing secret (by id or full key), made now if it has none yet (keys
+/// created before callbacks existed). None when there is no such key.
+pub async fn callback_secret(db: &Db, id_or_key: &str) -> Result<Option<Secret>, KeyError> {
+    let id = key_id(id_or_key).unwrap_or(id_or_key);
+    // Only a key without one gets a secret, so concurrent first uses agree on the same value.
+    sqlx::query(
+        "UPDATE api_keys SET callback_secret = $2 WHERE id = $1 AND callback_secret IS NULL",
+    )
+    .bind(id)
+    .bind(new_callback_secret())
+    .execute(db)
+    .await?;
+    let secret: Option<Option<String>> =
+        sqlx::query_scalar("SELECT callback_secret FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(secret.flatten().map(Secret::new))
+}
+
+/// Replaces the key's callback signing secret; callbacks signed from now on use the new one.
+/// None when there is no such key.
+pub async fn rotate_callback_secret(db: &Db, id_or_key: &str) -> Result<Option<Secret>, KeyError> {
+    let id = key_id(id_or_key).unwrap_or(id_or_key);
+    let secret = new_callback_secret();
+    let done = sqlx::query("UPDATE api_keys SET callback_secret = $2 WHERE id = $1")
+        .bind(id)
+        .bind(&secret)
+        .execute(db)
+        .await?;
+    Ok((done.rows_affected() == 1).then(|| Secret::new(secret)))
+}
+
 pub async fn verify(db: &Db, key: &str) -> Result<Verdict, KeyError> {
     let Some(id) = key_id(key) else {
         return Ok(Verdict::Unknown);
@@ -202,5 +242,28 @@ mod tests {
             .unwrap();
         assert!(hashes.iter().all(|h| !h.contains(&secret)));
         assert!(create(&db, "platinum", None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn callback_secrets_are_per_key_stable_and_rotate() {
+        let (_dir, db) = temp_db().await;
+        let (key, info) = create(&db, "free", None).await.unwrap();
+        let (_, other) = create(&db, "free", None).await.unwrap();
+        let first = callback_secret(&db, &info.id).await.unwrap().unwrap();
+        assert!(first.expose().starts_with("pxs_") && first.expose().len() == 68);
+        assert_eq!(
+            callback_secret(&db, &key).await.unwrap(),
+            Some(first.clone())
+        );
+        let theirs = callback_secret(&db, &other.id).await.unwrap().unwrap();
+        assert_ne!(theirs, first);
+        let rotated = rotate_callback_secret(&db, &info.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(rotated, first);
+        assert_eq!(callback_secret(&db, &info.id).await.unwrap(), Some(rotated));
+        assert_eq!(callback_secret(&db, "deadbeef").await.unwrap(), None);
+        assert_eq!(rotate_callback_secret(&db, "deadbeef").await.unwrap(), None);
     }
 }

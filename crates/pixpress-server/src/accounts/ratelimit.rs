@@ -48,6 +48,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A queued job's: its request was counted when it was submitted, so nothing is decided.
+    pub fn counted_at_submission(per_second: u32) -> Self {
+        Decision {
+            allowed: true,
+            limit: per_second,
+            remaining: per_second,
+            retry_after: Duration::ZERO,
+            reset: Duration::ZERO,
+        }
+    }
+
     /// A refusal for when the limiter cannot decide: retry in a second.
     pub fn unavailable(per_second: u32) -> Self {
         Decision {

@@ -6,9 +6,12 @@
 //! transaction, so exactly once) or releases them (failed requests are not billed). A
 //! reservation holds a lease kept alive by a heartbeat; one left by an instance that died is
 //! given back by the next reservation of the same key. Reserved bytes are not "used": the
-//! report shows committed bytes only. Overage is what a paid plan used beyond its quota. This
-//! module owns the `usage` and `usage_reservations` tables, the quota's arithmetic
-//! ([`Headroom`]) and the usage report.
+//! report shows committed bytes only. Overage is what a paid plan used beyond its quota. Work
+//! that may run more than once (a callback job re-run after a crash) is billed under a charge
+//! id ([`record_once`], [`Reservation::commit_once`]): the first bill records the id in
+//! `usage_charges` in the same transaction, and a later one with the same id bills nothing.
+//! This module owns the `usage`, `usage_reservations` and `usage_charges` tables, the quota's
+//! arithmetic ([`Headroom`]) and the usage report.
 
 use std::time::Duration;
 
@@ -60,6 +63,55 @@ pub async fn record(db: &Db, key_id: &str, bytes: u64) -> Result<(), UsageError>
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// [`record`] under a charge id: the first call with `charge_id` bills, later ones do nothing.
+/// Returns whether this call billed.
+pub async fn record_once(
+    db: &Db,
+    key_id: &str,
+    bytes: u64,
+    charge_id: &str,
+) -> Result<bool, UsageError> {
+    let month = current_month();
+    let mut tx = db.begin().await?;
+    if !first_charge(&mut tx, charge_id, key_id, &month, as_i64(bytes)).await? {
+        tx.commit().await?;
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO usage (key_id, month, bytes, requests) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (key_id, month) DO UPDATE SET bytes = usage.bytes + excluded.bytes, requests = usage.requests + 1",
+    )
+    .bind(key_id)
+    .bind(&month)
+    .bind(as_i64(bytes))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Records `charge_id` as billed, inside the billing transaction; false when it already was.
+async fn first_charge(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    charge_id: &str,
+    key_id: &str,
+    month: &str,
+    bytes: i64,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO usage_charges (id, key_id, month, bytes, charged_at_ms) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(charge_id)
+    .bind(key_id)
+    .bind(month)
+    .bind(bytes)
+    .bind(now_unix_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// How long a reservation holds without a heartbeat: the longest a dead instance's reserved
@@ -248,7 +300,17 @@ impl Reservation {
 
     /// Bills the reserved bytes and one request: the reservation is deleted and its bytes move
     /// into `bytes` in one transaction, so a crash either bills them once or not at all.
-    pub async fn commit(mut self) -> Result<(), UsageError> {
+    pub async fn commit(self) -> Result<(), UsageError> {
+        self.commit_as(None).await.map(|_| ())
+    }
+
+    /// [`Reservation::commit`] under a charge id: when `charge_id` was billed already (the same
+    /// job run again), the reserved bytes are given back instead. Returns whether it billed.
+    pub async fn commit_once(self, charge_id: &str) -> Result<bool, UsageError> {
+        self.commit_as(Some(charge_id)).await
+    }
+
+    async fn commit_as(mut self, charge_id: Option<&str>) -> Result<bool, UsageError> {
         self.settle();
         let mut tx = self.db.begin().await?;
         let held: Option<i64> =
@@ -256,6 +318,16 @@ impl Reservation {
                 .bind(&self.id)
                 .fetch_optional(&mut *tx)
                 .await?;
+        if let Some(charge_id) = charge_id {
+            let (key_id, month) = (&self.key_id, &self.month);
+            if !first_charge(&mut tx, charge_id, key_id, month, self.bytes).await? {
+                if held.is_some() {
+                    give_back(&mut tx, key_id, month, self.bytes).await?;
+                }
+                tx.commit().await?;
+                return Ok(false);
+            }
+        }
         let statement = if held.is_some() {
             "UPDATE usage SET bytes = bytes + $3, requests = requests + 1, reserved = reserved - $3 \
              WHERE key_id = $1 AND month = $2"
@@ -273,7 +345,7 @@ impl Reservation {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Gives the reserved bytes back: the request failed and is not billed.
@@ -337,6 +409,22 @@ async fn release(db: &Db, id: &str, key_id: &str, month: &str) -> Result<(), Usa
             .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Takes `bytes` off the key's reserved total, inside a transaction that deleted their row.
+async fn give_back(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key_id: &str,
+    month: &str,
+    bytes: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE usage SET reserved = reserved - $3 WHERE key_id = $1 AND month = $2")
+        .bind(key_id)
+        .bind(month)
+        .bind(bytes)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -425,6 +513,22 @@ mod tests {
                 panic!("refused: used {used}, reserved {reserved}")
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_charge_id_bills_once_whatever_the_path() {
+        let (_dir, db) = temp_db().await;
+        assert!(record_once(&db, "k1", 100, "job-a").await.unwrap());
+        assert!(!record_once(&db, "k1", 100, "job-a").await.unwrap());
+        // A re-run reserves again; its commit under the billed id gives the bytes back.
+        let again = granted(reserve(&db, "k1", 100, 1000).await.unwrap());
+        assert!(!again.commit_once("job-a").await.unwrap());
+        assert_eq!(reserved_column(&db, "k1").await, 0);
+        assert_eq!(reservations(&db).await, 0);
+        let fresh = granted(reserve(&db, "k1", 50, 1000).await.unwrap());
+        assert!(fresh.commit_once("job-b").await.unwrap());
+        let used = this_month(&db, "k1").await.unwrap();
+        assert_eq!((used.bytes, used.requests), (150, 2));
     }
 
     #[tokio::test]

@@ -119,6 +119,11 @@ impl Fetcher {
         self.max_bytes
     }
 
+    /// The address check alone, ahead of a later fetch (a queued job's image URL).
+    pub async fn check(&self, raw_url: &str) -> Result<(), FetchError> {
+        check_url_now(raw_url, &self.policy).await.map(|_| ())
+    }
+
     pub async fn fetch(&self, raw_url: &str) -> Result<Bytes, FetchError> {
         let url = Url::parse(raw_url).map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
         check_url_literal(&url, &self.policy)?;
@@ -184,6 +189,29 @@ pub fn check_url_literal(url: &Url, policy: &AddressPolicy) -> Result<(), FetchE
     } else {
         Err(FetchError::Refused(ip.to_string()))
     }
+}
+
+/// [`check_url_literal`], then the addresses the host resolves to now: at least one must pass
+/// the policy (a URL checked ahead of use, such as a callback's; the connection is checked
+/// again by the guarded resolver when it is made).
+pub async fn check_url_now(raw_url: &str, policy: &AddressPolicy) -> Result<Url, FetchError> {
+    let url = Url::parse(raw_url).map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
+    check_url_literal(&url, policy)?;
+    let Some(url::Host::Domain(host)) = url.host() else {
+        return Ok(url);
+    };
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| FetchError::InvalidUrl(format!("the host {host} does not resolve: {e}")))?
+        .collect();
+    if addrs.iter().any(|a| policy.permits(a.ip())) {
+        return Ok(url);
+    }
+    let shown = addrs
+        .first()
+        .map_or_else(|| host.to_string(), |a| format!("{host} ({})", a.ip()));
+    Err(FetchError::Refused(shown))
 }
 
 fn classify(e: reqwest::Error) -> FetchError {

@@ -243,26 +243,33 @@ pub struct ErrorDetail {
     pub details: Option<serde_json::Value>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = match self.dialect {
+impl ApiError {
+    /// The body in the dialect's shape.
+    fn body(&self) -> serde_json::Value {
+        match self.dialect {
             Dialect::Native => serde_json::to_value(ErrorBody {
                 error: ErrorDetail {
                     code: self.code,
-                    message: self.message,
+                    message: self.message.clone(),
                     request_id: request_id::current(),
-                    details: self.details,
+                    details: self.details.clone(),
                 },
             })
             .unwrap_or_default(),
             // Kraken's clients read `success` and `message`; the code and request id are ours.
             Dialect::Kraken => json!({
                 "success": false,
-                "message": self.message,
+                "message": self.message.clone(),
                 "code": self.code,
                 "request_id": request_id::current(),
             }),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         finish(self.status, self.headers, body)
     }
 }
@@ -391,6 +398,7 @@ impl From<ServiceError> for ApiError {
             )
             .with_rate_headers(&decision),
             ServiceError::Fetch(e) => e.into(),
+            ServiceError::CallbackUrl(e) => Self::callback_url(e, message),
             ServiceError::Core(e) => e.into(),
             ServiceError::Admission(e) => e.into(),
             ServiceError::Export { error, hosted } => {
@@ -414,9 +422,38 @@ impl From<ServiceError> for ApiError {
             | ServiceError::ResultRead(_)
             | ServiceError::Presigning(_)
             | ServiceError::Worker(_)
+            | ServiceError::CallbackRecord(_)
+            | ServiceError::CallbackQueue(_)
+            | ServiceError::Parking(_)
             | ServiceError::NoOutput => Self::internal_from(&message),
         }
     }
+}
+
+impl ApiError {
+    /// A refused `callback_url`: the 400 of a refused image URL, naming `callback_url`.
+    fn callback_url(e: FetchError, message: String) -> Self {
+        match e {
+            FetchError::Refused(_) => {
+                Self::field(ErrorCode::UrlNotAllowed, "callback_url", message)
+            }
+            _ => Self::field(ErrorCode::InvalidUrl, "callback_url", message),
+        }
+    }
+
+    /// The status and the JSON body this error answers with, as a callback delivers them.
+    pub fn status_and_body(self) -> (u16, serde_json::Value) {
+        let status = self.status.as_u16();
+        (status, self.body())
+    }
+}
+
+/// The status of a successful answer, as a callback reports it.
+pub const OK: u16 = StatusCode::OK.as_u16();
+
+/// `202 Accepted` with a JSON body: a callback job was queued.
+pub fn accepted(body: impl Serialize) -> Response {
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 impl From<AdmissionError> for ApiError {

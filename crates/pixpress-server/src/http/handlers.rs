@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
+use crate::http::callback;
 use crate::http::error::{self, ApiError, Dialect, ErrorBody};
 use crate::http::kraken;
 use crate::http::options::schema::UploadForm;
@@ -25,6 +26,7 @@ use crate::http::responses::{OptimiseResponses, UsageResponses};
 use crate::http::upload::{self, UploadError};
 use crate::metrics;
 use crate::service::answer::Answer;
+use crate::service::callback::Submission;
 use crate::service::job::Input;
 use crate::service::optimise::Admitted;
 use crate::service::Service;
@@ -58,7 +60,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     path = "/v1/",
     operation_id = "optimize_url",
     tag = "optimise",
-    description = "Fetch the image at `url` and optimise it. The key comes from `Authorization: Bearer`, `?api_key=` or the body's `api_key`.",
+    description = "Fetch the image at `url` and optimise it. The key comes from `Authorization: Bearer`, `?api_key=` or the body's `api_key`. With `callback_url` the answer is a `202` with a job id, and the answer is POSTed to the callback URL when ready.",
     params(("api_key" = Option<String>, Query, description = "The API key, if not sent otherwise")),
     request_body(content = crate::http::options::schema::UrlOptions, content_type = "application/json"),
     responses(OptimiseResponses),
@@ -98,6 +100,14 @@ async fn optimize_url_in(
         .await?;
     let url = options.url.unwrap_or_default();
     let file_name = kraken::file_name_of_url(&url);
+    if let Some(callback_url) = options.callback_url {
+        let submission = Submission {
+            input: Input::Url(url),
+            callback_url,
+            request: callback::record(dialect, Endpoint::Url, value, &file_name),
+        };
+        return queue_callback(service, &admitted, submission, dialect).await;
+    }
     let outcome = service
         .optimise(&admitted, Input::Url(url), options.job)
         .await;
@@ -138,7 +148,7 @@ pub async fn optimize_url_alias(
     path = "/v1/upload",
     operation_id = "optimize_upload",
     tag = "optimise",
-    description = "Optimise an uploaded image: part `image` is the file, part `data` the JSON options.",
+    description = "Optimise an uploaded image: part `image` is the file, part `data` the JSON options. With `callback_url` the answer is a `202` with a job id, and the answer is POSTed to the callback URL when ready.",
     params(("api_key" = Option<String>, Query, description = "The API key, if not sent otherwise")),
     request_body(
         content = UploadForm,
@@ -210,6 +220,18 @@ async fn optimize_upload_in(
                 .await?
         }
     };
+    if let (Some(callback_url), Some(value)) = (options.callback_url, &value) {
+        let file_name = parts.file_name.unwrap_or_default();
+        let Some(image) = parts.image else {
+            return Err(ApiError::from(UploadError::MissingImage).with_rate_headers(&admitted.rate));
+        };
+        let submission = Submission {
+            input: Input::Upload(image),
+            callback_url,
+            request: callback::record(dialect, Endpoint::Upload, value, &file_name),
+        };
+        return queue_callback(service, &admitted, submission, dialect).await;
+    }
     let outcome = match parts.image {
         Some(image) => service
             .optimise(&admitted, Input::Upload(image), options.job)
@@ -219,6 +241,24 @@ async fn optimize_upload_in(
     };
     let file_name = parts.file_name.unwrap_or_default();
     respond(outcome, &admitted.rate, dialect, &file_name)
+}
+
+/// Queues the request to be answered by callback: a 202 with the job id, in the dialect's
+/// shape, with the key's rate-limit headers.
+async fn queue_callback(
+    service: &Service,
+    admitted: &Admitted,
+    submission: Submission,
+    dialect: Dialect,
+) -> Result<Response, ApiError> {
+    match service.submit_callback(admitted, submission).await {
+        Ok(job_id) => {
+            let mut response = error::accepted(callback::accepted_body(&job_id, dialect));
+            rate_headers(&admitted.rate, response.headers_mut());
+            Ok(response)
+        }
+        Err(e) => Err(ApiError::from(e).with_rate_headers(&admitted.rate)),
+    }
 }
 
 /// The key inside options that failed to parse, where the dialect puts it.
@@ -254,7 +294,7 @@ fn json_with_rate(body: impl serde::Serialize, rate: Option<&Decision>) -> Respo
 }
 
 /// The options read by the dialect's reader.
-fn parse_options(
+pub(crate) fn parse_options(
     value: &Value,
     endpoint: Endpoint,
     dialect: Dialect,

@@ -108,8 +108,10 @@ fn to_native(value: &Value) -> Result<Native, OptionsError> {
                     native.insert("api_key".into(), Value::String(key));
                 }
             }
-            "wait" => read_wait(field, &mut warnings)?,
-            "callback_url" => return Err(async_mode_not_built()),
+            "wait" => {
+                let has_callback = object.get("callback_url").is_some_and(|v| !v.is_null());
+                read_wait(field, has_callback, &mut warnings)?
+            }
             "convert" => read_convert(field, &mut native, &mut warnings)?,
             "webp" | "avif" => read_format_switch(name, field, &mut native)?,
             "preserve_meta" => {
@@ -144,10 +146,16 @@ fn ignored(field: &str, why: &str) -> Warning {
     Warning::new(KRAKEN_OPTION_IGNORED, format!("{field} was ignored: {why}"))
 }
 
-/// `wait: true` is how every answer is given; `wait: false` without a callback cannot be.
-fn read_wait(field: &Value, warnings: &mut Vec<Warning>) -> Result<(), OptionsError> {
+/// `wait: true` answers on the same connection; `callback_url` (which passes through to the
+/// native option) answers by callback; `wait: false` without a callback cannot be honoured.
+fn read_wait(
+    field: &Value,
+    has_callback: bool,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), OptionsError> {
     match field {
         Value::Null | Value::Bool(true) => Ok(()),
+        Value::Bool(false) if has_callback => Ok(()),
         Value::Bool(false) => {
             warnings.push(ignored(
                 "wait: false",
@@ -157,14 +165,6 @@ fn read_wait(field: &Value, warnings: &mut Vec<Warning>) -> Result<(), OptionsEr
         }
         other => Err(expected("wait", "wait", "true or false", other).into()),
     }
-}
-
-fn async_mode_not_built() -> OptionsError {
-    OptionsError::Unsupported(FieldError::new(
-        "callback_url",
-        "callback_url: Kraken's asynchronous mode (the result POSTed to a callback) is not built \
-         in pixpress; send \"wait\": true instead and the answer comes on the same connection",
-    ))
 }
 
 /// `convert: {format, background, keep_ext}` → `format` and `background`.
@@ -508,12 +508,20 @@ mod tests {
     }
 
     #[test]
+    fn callback_url_passes_through_and_wait_false_beside_it_is_not_warned() {
+        let (n, w) = to_native(&json!({
+            "auth": {"api_key": "pxk_1"}, "callback_url": "http://x/cb", "wait": false
+        }))
+        .unwrap();
+        assert_eq!(n["callback_url"], "http://x/cb");
+        assert!(w.is_empty(), "{w:?}");
+        let (_, w) = to_native(&json!({"auth": {}, "wait": false})).unwrap();
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
     fn refusals_name_the_field() {
         let refused = |v: Value| to_native(&v).unwrap_err();
-        assert!(
-            matches!(refused(json!({"auth": {}, "callback_url": "http://x"})),
-            OptionsError::Unsupported(f) if f.field == "callback_url")
-        );
         assert!(
             matches!(refused(json!({"auth": {}, "convert": {"format": "bmp"}})),
             OptionsError::Invalid(f) if f.field == "convert.format")

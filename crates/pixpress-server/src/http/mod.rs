@@ -4,9 +4,11 @@
 //! JSON), `options` (the one options parser), `kraken` (the Kraken.io dialect), `tinify` (the
 //! Tinify / TinyPNG dialect's routes and shapes), `upload` (the multipart body), `request_id`,
 //! `rate_headers`, `openapi` (the OpenAPI document) and `route_metrics` (per-route metrics);
-//! `playground`, the page at `GET /`.
+//! `playground`, the page at `GET /`; `callback` (asynchronous mode's request record, 202
+//! and rendering).
 //! `deadline`: the request body's minimum rate (a slow body is a 408).
 
+pub mod callback;
 pub mod deadline;
 pub mod error;
 pub mod handlers;

@@ -199,7 +199,7 @@ mod tests {
             let statuses: Vec<&str> = responses.keys().map(String::as_str).collect();
             assert_eq!(
                 statuses,
-                ["200", "400", "401", "413", "415", "422", "429", "500", "502", "503"],
+                ["200", "202", "400", "401", "413", "415", "422", "429", "500", "502", "503"],
                 "{path}"
             );
         }

@@ -30,6 +30,11 @@ pub async fn scope<F: std::future::Future>(id: String, work: F) -> F::Output {
     REQUEST_ID.scope(id, work).await
 }
 
+/// Runs `work` with `id` as the current request's id, outside any request (a callback job).
+pub fn sync_scope<T>(id: String, work: impl FnOnce() -> T) -> T {
+    REQUEST_ID.sync_scope(id, work)
+}
+
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = new_id();
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());

@@ -5,6 +5,7 @@
 use utoipa::IntoResponses;
 
 use crate::accounts::usage::UsageReport;
+use crate::http::callback::Queued;
 use crate::http::error::ErrorBody;
 use crate::service::answer::Answer;
 
@@ -16,6 +17,9 @@ pub enum OptimiseResponses {
     /// `RateLimit-Reset` headers come with it.
     #[response(status = 200)]
     Ok(#[to_schema] Answer),
+    /// With `callback_url`: the job is queued; its answer is POSTed to the callback URL.
+    #[response(status = 202)]
+    Accepted(#[to_schema] Queued),
     /// `invalid_json`, `invalid_multipart`, `missing_field`, `invalid_field`,
     /// `not_supported_yet`, `invalid_url`, `url_not_allowed`.
     #[response(status = 400)]

@@ -10,6 +10,7 @@ use crate::accounts::usage::UsageError;
 use crate::fetch::client::FetchError;
 use crate::service::admission::AdmissionError;
 use crate::service::answer::Answer;
+use crate::service::callback::QueueError;
 use crate::storage::export::ExportError;
 use crate::storage::hosted::StorageError;
 use crate::storage::results::ResultError;
@@ -78,6 +79,15 @@ pub enum ServiceError {
     ResultRead(StorageError),
     #[error("presigning a result: {0}")]
     Presigning(StorageError),
+    /// `callback_url` is not an http(s) URL or resolves to an address the policy refuses.
+    #[error("callback_url: {0}")]
+    CallbackUrl(FetchError),
+    #[error("recording a callback job: {0}")]
+    CallbackRecord(sqlx::Error),
+    #[error("queueing a callback job: {0}")]
+    CallbackQueue(QueueError),
+    #[error("a callback job's parked input: {0}")]
+    Parking(StorageError),
     #[error("image worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
     #[error("resize: no output")]

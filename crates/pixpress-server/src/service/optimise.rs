@@ -37,9 +37,21 @@ pub struct Admitted {
     pub rate: Decision,
     /// A hard monthly quota as it stood at admission; None when the plan goes on past it.
     quota: Option<Headroom>,
+    /// Bills under this id, once however often the work runs (a queued job's id).
+    charge_id: Option<String>,
 }
 
 impl Admitted {
+    /// An upload of `bytes` still fits in a hard quota as it stood at admission.
+    pub fn check_fits(&self, bytes: u64) -> Result<(), ServiceError> {
+        match self.quota {
+            Some(h) if h.used.saturating_add(bytes) > h.quota => {
+                Err(self.quota_exceeded(h.quota, h.used, 0))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn quota_exceeded(&self, quota: u64, used: u64, reserved: u64) -> ServiceError {
         metrics::record_refusal(Refusal::Quota);
         ServiceError::QuotaExceeded {
@@ -102,26 +114,49 @@ impl Service {
                 decision: rate,
             });
         }
-        let quota = if allowance.hard_quota {
-            let used = usage::this_month(&self.db, &caller.id)
-                .await
-                .map_err(ServiceError::UsageLookup)?;
-            Some(Headroom {
-                quota: allowance.bytes_per_month,
-                used: used.bytes,
-            })
-        } else {
-            None
-        };
+        let quota = self.headroom(&caller).await?;
         let admitted = Admitted {
             caller,
             rate,
             quota,
+            charge_id: None,
         };
         match admitted.quota {
             Some(h) if h.exhausted() => Err(admitted.quota_exceeded(h.quota, h.used, 0)),
             _ => Ok(admitted),
         }
+    }
+
+    /// A queued job's caller, admitted again when the job runs: its key and rate were checked
+    /// at submission; its quota is read now and its bytes billed under `charge_id`.
+    pub async fn admit_queued(
+        &self,
+        caller: Caller,
+        charge_id: &str,
+    ) -> Result<Admitted, ServiceError> {
+        let per_second = self.plans.get(&caller.plan).requests_per_second;
+        let quota = self.headroom(&caller).await?;
+        Ok(Admitted {
+            caller,
+            rate: Decision::counted_at_submission(per_second),
+            quota,
+            charge_id: Some(charge_id.to_string()),
+        })
+    }
+
+    /// The caller's hard quota as it stands; None when the plan goes on past its quota.
+    async fn headroom(&self, caller: &Caller) -> Result<Option<Headroom>, ServiceError> {
+        let allowance = self.plans.get(&caller.plan);
+        if !allowance.hard_quota {
+            return Ok(None);
+        }
+        let used = usage::this_month(&self.db, &caller.id)
+            .await
+            .map_err(ServiceError::UsageLookup)?;
+        Ok(Some(Headroom {
+            quota: allowance.bytes_per_month,
+            used: used.bytes,
+        }))
     }
 
     /// Holds `bytes` against a hard quota before any work; None for plans without one.
@@ -144,16 +179,22 @@ impl Service {
         }
     }
 
-    /// Bills a request whose outputs were hosted: its reservation, or one upsert.
+    /// Bills a request whose outputs were hosted: its reservation, or one upsert; under the
+    /// admission's charge id when it has one.
     async fn meter(
         &self,
         admitted: &Admitted,
         reservation: Option<Reservation>,
         bytes: u64,
     ) -> Result<(), ServiceError> {
-        match reservation {
-            Some(reservation) => reservation.commit().await,
-            None => usage::record(&self.db, &admitted.caller.id, bytes).await,
+        let key_id = &admitted.caller.id;
+        match (reservation, admitted.charge_id.as_deref()) {
+            (Some(reservation), None) => reservation.commit().await,
+            (Some(reservation), Some(charge)) => reservation.commit_once(charge).await.map(drop),
+            (None, None) => usage::record(&self.db, key_id, bytes).await,
+            (None, Some(charge)) => usage::record_once(&self.db, key_id, bytes, charge)
+                .await
+                .map(drop),
         }
         .map_err(ServiceError::Metering)
     }
@@ -413,6 +454,7 @@ mod tests {
     use crate::accounts::ratelimit::RateLimiter;
     use crate::fetch::client::{FetchError, Fetcher};
     use crate::fetch::guard::AddressPolicy;
+    use crate::service::callback::{Callbacks, Deliverer, Queue};
     use crate::storage::export::s3::S3Store;
     use crate::storage::export::target::WriteHeaders;
     use crate::storage::export::Exporter;
@@ -436,6 +478,11 @@ mod tests {
     async fn service(free: PlanOverride) -> (tempfile::TempDir, Service) {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::open(dir.path(), None).await.unwrap();
+        let url = crate::db::url(dir.path(), None).unwrap();
+        let callbacks = Callbacks {
+            queue: Queue::open(&url).await.unwrap(),
+            deliverer: Deliverer::new(AddressPolicy::default(), Duration::from_secs(1)).unwrap(),
+        };
         let store = ObjectStore::open(&Default::default(), &dir.path().join("results")).unwrap();
         let timeout = Duration::from_secs(2);
         let overrides = BTreeMap::from([("free".to_string(), free)]);
@@ -449,6 +496,7 @@ mod tests {
             plans: Plans::default().with_overrides(&overrides).unwrap(),
             limiter: RateLimiter::memory(),
             exporter: Exporter::new(AddressPolicy::default(), timeout, timeout).unwrap(),
+            callbacks,
         };
         (dir, service)
     }
@@ -506,6 +554,45 @@ mod tests {
         assert!(service.find_result(file).await.is_ok());
         let used = metered(&service, &key).await;
         assert_eq!((used.bytes, used.requests), (PNG.len() as u64, 1));
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_run_twice_is_billed_once_on_either_billing_path() {
+        let (dir, service) = service(roomy()).await;
+        // The free plan's hard quota bills through a reservation, the pro plan by an upsert.
+        for (plan, job_id) in [("free", "job-free"), ("pro", "job-pro")] {
+            let (key, info) = keys::create(&service.db, plan, None).await.unwrap();
+            let caller = Caller {
+                id: info.id.clone(),
+                plan: plan.into(),
+            };
+            for _ in 0..2 {
+                let admitted = service.admit_queued(caller.clone(), job_id).await.unwrap();
+                assert!(admitted.rate.allowed);
+                service
+                    .optimise(&admitted, upload(), Job::default())
+                    .await
+                    .unwrap();
+            }
+            let used = metered(&service, &key).await;
+            assert_eq!((used.bytes, used.requests), (PNG.len() as u64, 1), "{plan}");
+            // Another job of the same key is billed on its own (job ids are unique, 128 random
+            // bits, and so are charge ids).
+            let another = format!("another-{plan}");
+            let admitted = service.admit_queued(caller, &another).await.unwrap();
+            service
+                .optimise(&admitted, upload(), Job::default())
+                .await
+                .unwrap();
+            let used = metered(&service, &key).await;
+            assert_eq!(
+                (used.bytes, used.requests),
+                (2 * PNG.len() as u64, 2),
+                "{plan}"
+            );
+        }
+        // Every run did its work: 3 hosted outputs per key.
+        assert_eq!(hosted_files(&dir), 6);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use crate::accounts::ratelimit::RateLimiter;
 use crate::db::Db;
 use crate::fetch::client::Fetcher;
 use crate::service::admission::WorkGate;
+use crate::service::callback::Callbacks;
 use crate::storage::export::Exporter;
 use crate::storage::results::ResultStore;
 
@@ -23,4 +24,6 @@ pub struct Service {
     pub limiter: RateLimiter,
     /// Writes to the users' own buckets (`s3_store`, `azure_store`, `gcs_store`).
     pub exporter: Exporter,
+    /// `callback_url`: the durable job queue and the signed delivery.
+    pub callbacks: Callbacks,
 }

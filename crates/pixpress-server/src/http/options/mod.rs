@@ -30,14 +30,17 @@ pub enum Endpoint {
 pub struct ParsedOptions {
     pub api_key: Option<String>,
     pub url: Option<String>,
+    /// Answer with a 202 and POST the answer here when it is ready (`http::callback`).
+    pub callback_url: Option<String>,
     /// What the service is asked to do with the image.
     pub job: Job,
 }
 
 /// Every top-level option this server reads; anything else is warned about and ignored.
-pub(crate) const OPTION_FIELDS: [&str; 16] = [
+pub(crate) const OPTION_FIELDS: [&str; 17] = [
     "api_key",
     "url",
+    "callback_url",
     "lossy",
     "quality",
     "resize",
@@ -55,7 +58,8 @@ pub(crate) const OPTION_FIELDS: [&str; 16] = [
 ];
 
 /// Options from the SPEC whose features land in later work: present → 400 `not_supported_yet`.
-pub(crate) const NOT_YET: [(&str, &str); 1] = [("callback_url", "asynchronous callbacks")];
+/// (None at present: the seam stays for the next one.)
+pub(crate) const NOT_YET: [(&str, &str); 0] = [];
 
 pub fn parse_json_body(body: &[u8]) -> Result<Value, OptionsError> {
     serde_json::from_slice(body)
@@ -74,6 +78,7 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, Options
     let mut options = ParsedOptions {
         api_key: optional_string(&fields, "api_key")?,
         url: optional_string(&fields, "url")?,
+        callback_url: optional_string(&fields, "callback_url")?,
         job: Job {
             request: Request {
                 lossy: fields
@@ -99,6 +104,7 @@ pub fn parse(value: &Value, endpoint: Endpoint) -> Result<ParsedOptions, Options
         },
     };
     check_endpoint(&options, endpoint)?;
+    check_callback(&options)?;
     check_budget(&options.job.request)?;
     options
         .job
@@ -120,6 +126,18 @@ fn check_endpoint(options: &ParsedOptions, endpoint: Endpoint) -> Result<(), Opt
         ))),
         _ => Ok(()),
     }
+}
+
+/// `dry_run` answers at once and does no work, so there is nothing to call back about.
+fn check_callback(options: &ParsedOptions) -> Result<(), OptionsError> {
+    if options.callback_url.is_some() && options.job.dry_run {
+        return Err(OptionsError::Invalid(FieldError::new(
+            "callback_url",
+            "callback_url cannot be combined with \"dry_run\": true: a dry run answers at once \
+             on the same connection; remove one of them",
+        )));
+    }
+    Ok(())
 }
 
 /// A byte budget or score floor picks the quality of a lossy encoder: without `lossy` there is
@@ -421,9 +439,20 @@ mod tests {
 
     #[test]
     fn unbuilt_features_are_refused_and_unknown_fields_warned() {
+        let o = parse(
+            &json!({"url": "http://x", "callback_url": "http://y/cb"}),
+            Endpoint::Url,
+        )
+        .unwrap();
+        assert_eq!(o.callback_url.as_deref(), Some("http://y/cb"));
+        assert!(o.job.warnings.is_empty());
         assert!(matches!(
-            err(json!({"url": "http://x", "callback_url": "http://y"})),
-            OptionsError::Unsupported(_)
+            err(json!({"url": "http://x", "callback_url": 5})),
+            OptionsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(json!({"url": "http://x", "callback_url": "http://y", "dry_run": true})),
+            OptionsError::Invalid(_)
         ));
         assert!(matches!(
             err(json!({"url": "http://x", "resize": {"strategy": "exact"}})),

@@ -57,7 +57,12 @@ option_objects! {
     s3_store: Option<S3StoreOptions>,
     azure_store: Option<AzureStoreOptions>,
     gcs_store: Option<GcsStoreOptions>,
-    /// Not built yet: any value is refused with 400 `not_supported_yet`.
+    /// Asynchronous mode: answer `202` with a job id at once, and POST the answer this call
+    /// would have given (its JSON, with its status in `X-Pixpress-Status`) to this http(s)
+    /// URL when it is ready, signed with the key's callback secret (`X-Pixpress-Signature:
+    /// sha256=` HMAC-SHA256 of `<X-Pixpress-Timestamp>.<body>`), retried with backoff. The
+    /// address policy of `url` applies (400 `url_not_allowed`). Not with `dry_run`.
+    #[schema(format = "uri", example = "https://example.com/pixpress-callback")]
     callback_url: Option<String>,
     /// `true`: plan the request without encoding, hosting or metering it: the answer gives the
     /// upright source size, each output's crop rectangle in source pixels, its size and
