@@ -6,10 +6,11 @@
 //! than a second later (a delayed purge is only carried out by the thread's next allocation), a
 //! background thread asks every rayon worker (and itself) to collect every few seconds, tokio's
 //! workers collect as they park (at most as often), and the C codecs' glibc heap keeps one
-//! arena per core (not eight) and is trimmed with the collection. Measured after that burst:
-//! 2.1 GB → 240–410 MB with the periodic collection alone, → 179 MB with the trim, → 83 MB
-//! with the immediate purge and one arena per core, → 52–57 MB with the workers' collection
-//! (a warmed-up idle server: 51–67 MB).
+//! arena per core (not eight), maps big buffers on their own and is trimmed with the
+//! collection. Measured after that burst: 2.1 GB → 240–410 MB with the periodic collection
+//! alone, → 179 MB with the trim, → 83 MB with the immediate purge and one arena per core,
+//! → 52–123 MB with the workers' collection, → 70–78 MB with the fixed mmap threshold (the
+//! same server after as many small requests of the same kinds, settled: 60–72 MB).
 
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ const EVERY: Duration = Duration::from_secs(2);
 /// vendored mimalloc versions' option enum, checked by the test below).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// glibc's default starting threshold (128 KiB), kept fixed.
+const MMAP_THRESHOLD_BYTES: i32 = 128 * 1024;
+
 /// Allocator settings, before any worker thread exists.
 pub fn return_freed_memory_promptly() {
     // SAFETY: both only change allocator options; called before other threads start.
@@ -28,6 +32,10 @@ pub fn return_freed_memory_promptly() {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         libc::mallopt(libc::M_ARENA_MAX, cores.try_into().unwrap_or(2));
+        // A fixed threshold: big codec buffers always get their own mapping, given back when
+        // freed. glibc's default raises it to the largest block freed so far (up to 32 MiB),
+        // after which such buffers come from an arena and can stay resident behind live ones.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
     }
 }
 

@@ -876,6 +876,28 @@ mod tests {
         assert!(score > 90.0, "SSIMULACRA2 {score}");
     }
 
+    #[test]
+    fn a_webp_photo_is_shrunk_on_load_by_libwebp_and_matches_the_full_decode() {
+        let photo = image::load_from_memory(&corpus("photo_garden.jpg")).expect("decodes");
+        let webp = crate::codec::webp::encode_lossy(&photo, 90).expect("encodes");
+        let probed = Probed::new(webp);
+        let strategy = Strategy::Landscape { width: 640 };
+        let (full, _) = probed.output(&strategy, 1);
+        let (small, shrink) = probed.output(&strategy, 2);
+        assert!(shrink.is_some(), "decoded at 1/2");
+        assert_eq!(small.dimensions(), (640, 400));
+        let score = ssimulacra2(&full, &small);
+        assert!(score > 90.0, "SSIMULACRA2 {score}");
+        // With alpha the full decode stays.
+        let mut rgba = photo.to_rgba8();
+        for x in 0..64 {
+            rgba.put_pixel(x, 0, image::Rgba([0, 0, 0, 0]));
+        }
+        let rgba = DynamicImage::ImageRgba8(rgba);
+        let probed = Probed::new(crate::codec::webp::encode_lossy(&rgba, 90).expect("encodes"));
+        assert!(probed.output(&strategy, 2).1.is_none());
+    }
+
     fn mean(image: &DynamicImage) -> f64 {
         let rgb = image.to_rgb8();
         let sum: u64 = rgb.as_raw().iter().map(|&v| u64::from(v)).sum();
