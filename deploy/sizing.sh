@@ -41,7 +41,7 @@ scenario() {
   rest=$(kib VmRSS)
   local t0 t1
   t0=$(date +%s.%N)
-  seq "$requests" | xargs -P "$IN_FLIGHT" -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+  seq "$requests" | xargs -P "$IN_FLIGHT" -I@@ curl -s -o /dev/null -w '%{http_code}\n' \
     -H "Authorization: Bearer $key" -F "image=@$file" -F "data=$options" "$base/v1/upload" \
     >"$work/codes"
   t1=$(date +%s.%N)
