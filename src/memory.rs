@@ -9,8 +9,8 @@
 //! arena per core (not eight), maps big buffers on their own and is trimmed with the
 //! collection. Measured after that burst: 2.1 GB → 240–410 MB with the periodic collection
 //! alone, → 179 MB with the trim, → 83 MB with the immediate purge and one arena per core,
-//! → 52–123 MB with the workers' collection, → 70–78 MB with the fixed mmap threshold (the
-//! same server after as many small requests of the same kinds, settled: 60–72 MB).
+//! → 52–123 MB with the workers' collection, → 63–88 MB with the fixed mmap threshold (the
+//! same server after as many small requests of the same kinds, settled: 58–72 MB).
 
 use std::time::Duration;
 
