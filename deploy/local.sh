@@ -140,8 +140,9 @@ start_instance() { # index (1-based)
   if alive "$pidfile" && instance_ready "$port"; then return 0; fi
   port_open "$port" && die "127.0.0.1:$port is taken by something else"
   mkdir -p "$RUN/pixpress-$n"
-  # Hosted URLs name the balancer, not the instance: any instance serves any result.
-  nohup "$BIN" --config "$RUN/pixpress.toml" --data-dir "$RUN/pixpress-$n" --database "$DATABASE_URL" \
+  # Hosted URLs name the balancer, not the instance: any instance serves any result. No
+  # transparent huge pages, as the other manifests here (README "Sizing").
+  MIMALLOC_ALLOW_THP=0 nohup "$BIN" --config "$RUN/pixpress.toml" --data-dir "$RUN/pixpress-$n" --database "$DATABASE_URL" \
     serve --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$REDIS_PORT/" \
     --public-url "$BASE_URL" --max-input-bytes "$MAX_INPUT_BYTES" \
     >>"$RUN/pixpress-$n.log" 2>&1 </dev/null &

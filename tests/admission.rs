@@ -105,16 +105,53 @@ async fn settled_rss_kib(pid: u32, ceiling: u64) -> u64 {
     lowest
 }
 
+/// What one burst measured: settled RSS before and after it, and the peak, in KiB.
+struct Burst {
+    idle: u64,
+    after: u64,
+    peak: u64,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_12mp_photos_and_a_90mp_png_are_processed_or_503_within_the_budget() {
-    let server = Server::start(&[
-        "--memory-budget-mib",
-        &BUDGET_MIB.to_string(),
-        "--workers",
-        "2",
-        "--max-queue",
-        "12",
-    ]);
+    // As deployed by default (transparent huge pages allowed): back near idle.
+    let Burst { idle, after, peak } = burst(&[]).await;
+    // Measured 6–33 % over in eight runs (idle 58–72 MiB, after 63–88 MiB): huge pages keep a
+    // thread's partly used 2 MiB regions resident. This holds the bound every run met, 50 %.
+    assert!(
+        after * 10 <= idle * 15,
+        "RSS {} MiB after the burst, more than 50 % over idle {} MiB (peak {} MiB)",
+        mib(after),
+        mib(idle),
+        mib(peak)
+    );
+    // Without huge pages (deploy/'s setting): within 20 %, as issue 20 asks (measured 43 MiB
+    // after against 37 MiB idle, twice).
+    let Burst { idle, after, peak } = burst(&[("MIMALLOC_ALLOW_THP", "0")]).await;
+    assert!(
+        after * 10 <= idle * 12,
+        "without huge pages: RSS {} MiB after the burst, more than 20 % over idle {} MiB \
+         (peak {} MiB)",
+        mib(after),
+        mib(idle),
+        mib(peak)
+    );
+}
+
+/// 16 concurrent 12 MP JPEGs (half with the perceptual search) and a 90 MP PNG against a
+/// server started with `env`: only 200 or 503, peak RSS within the budget and its allowance.
+async fn burst(env: &[(&str, &str)]) -> Burst {
+    let server = Server::start_with_env(
+        &[
+            "--memory-budget-mib",
+            &BUDGET_MIB.to_string(),
+            "--workers",
+            "2",
+            "--max-queue",
+            "12",
+        ],
+        env,
+    );
     let pid = server.pid();
     let photo = photo_12mp();
     let png = png_90mp();
@@ -208,17 +245,12 @@ async fn sixteen_12mp_photos_and_a_90mp_png_are_processed_or_503_within_the_budg
         mib(peak)
     );
     let after = settled_rss_kib(pid, idle * 12 / 10).await;
-    eprintln!("RSS after: {} MiB (idle {} MiB)", mib(after), mib(idle));
-    // Back near a warmed-up idle (src/memory.rs says how; without it the server kept 2.1 GB
-    // after this burst). Issue 20 asks for within 20 %: measured 6–33 % over in eight runs
-    // (idle 58–72 MiB, after 63–88 MiB), so this holds the bound every run met, 50 %.
-    assert!(
-        after * 10 <= idle * 15,
-        "RSS {} MiB after the burst, more than 50 % over idle {} MiB (peak {} MiB)",
+    eprintln!(
+        "{env:?}: RSS after: {} MiB (idle {} MiB)",
         mib(after),
-        mib(idle),
-        mib(peak)
+        mib(idle)
     );
+    Burst { idle, after, peak }
 }
 
 /// Calibration, not a check: one request of each kind on a fresh server, its peak RSS over idle

@@ -93,13 +93,36 @@ impl Server {
         Self::start_raw(data_dir, &args)
     }
 
+    /// [`Server::start`] with these environment variables set for the server process.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let config = data_dir.path().join("unlimited.toml");
+        std::fs::write(
+            &config,
+            "[plans.free]\nrequests_per_second = 100000\nbytes_per_month = 1000000000000000\n",
+        )
+        .expect("write config");
+        let mut args: Vec<String> = vec!["--config".into(), config.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_raw_with_env(data_dir, &args, env)
+    }
+
     /// Starts a server with exactly these extra arguments (no test config).
     pub fn start_raw(data_dir: tempfile::TempDir, extra: &[String]) -> Server {
+        Self::start_raw_with_env(data_dir, extra, &[])
+    }
+
+    fn start_raw_with_env(
+        data_dir: tempfile::TempDir,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
