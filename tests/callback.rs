@@ -175,28 +175,6 @@ fn is_job_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-async fn upload_with_key(
-    server: &Server,
-    key: &str,
-    file: &[u8],
-    name: &str,
-    data: Value,
-) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "image",
-            reqwest::multipart::Part::bytes(file.to_vec()).file_name(name.to_string()),
-        )
-        .text("data", data.to_string());
-    client()
-        .post(server.url("/v1/upload"))
-        .bearer_auth(key)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload")
-}
-
 /// This month's (bytes, requests) for `key`.
 async fn billed(server: &Server, key: &str) -> (u64, u64) {
     let r = client()
@@ -372,30 +350,6 @@ async fn a_kraken_request_by_url_gets_a_kraken_answer_with_its_id() {
     }
     let kraked = body["kraked_url"].as_str().expect("kraked_url");
     assert_eq!(decoded_dimensions(kraked).await, (300, 200));
-}
-
-/// The venv's python with `krakenio` (scripts/services.sh), or None when not installed and
-/// the run does not require the tools.
-fn kraken_python() -> Option<String> {
-    let required =
-        std::env::var_os("CI").is_some() || std::env::var_os("PIXPRESS_REQUIRE_TOOLS").is_some();
-    let python = std::env::var("PIXPRESS_TEST_PYTHON").ok();
-    let usable = python.as_ref().is_some_and(|py| {
-        Command::new(py)
-            .args(["-c", "import krakenio"])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    match (usable, required) {
-        (true, _) => python,
-        (false, true) => {
-            panic!("PIXPRESS_TEST_PYTHON with krakenio is required: source scripts/services.sh")
-        }
-        (false, false) => {
-            eprintln!("skipped: no PIXPRESS_TEST_PYTHON with krakenio");
-            None
-        }
-    }
 }
 
 /// Kraken's own Python client, only its base address changed, asking for a callback.

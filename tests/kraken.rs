@@ -10,32 +10,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// The venv's python with `krakenio`, or None (test skipped) when the tools are not installed
-/// and the run does not require them.
-fn kraken_python() -> Option<String> {
-    let required =
-        std::env::var_os("CI").is_some() || std::env::var_os("PIXPRESS_REQUIRE_TOOLS").is_some();
-    let python = std::env::var("PIXPRESS_TEST_PYTHON").ok();
-    let usable = python.as_ref().is_some_and(|py| {
-        Command::new(py)
-            .args(["-c", "import krakenio"])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    match (usable, required) {
-        (true, _) => python,
-        (false, true) => panic!(
-            "PIXPRESS_TEST_PYTHON with krakenio is required: source scripts/services.sh first"
-        ),
-        (false, false) => {
-            eprintln!(
-                "skipped: no PIXPRESS_TEST_PYTHON with krakenio (source scripts/services.sh)"
-            );
-            None
-        }
-    }
-}
-
 fn run_client(python: &str, base: &str, key: &str, static_base: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kraken_client.py");
     let out = Command::new(python)

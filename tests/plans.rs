@@ -40,19 +40,6 @@ fn start(
     Server::start_raw(data_dir, &args)
 }
 
-async fn upload_with_key(server: &Server, key: &str, file: &[u8]) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
-        .part("image", reqwest::multipart::Part::bytes(file.to_vec()))
-        .text("data", "{}");
-    client()
-        .post(server.url("/v1/upload"))
-        .bearer_auth(key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn usage(server: &Server, key: &str) -> Value {
     let r = client()
         .get(server.url("/v1/usage"))
@@ -72,7 +59,7 @@ async fn burst_then_refuse(backend: Backend) {
     let mut retry_after = 0u64;
     let started = std::time::Instant::now();
     for _ in 0..5 {
-        let r = upload_with_key(&server, &server.key, &file).await;
+        let r = upload_with_key(&server, &server.key, &file, "in.jpg", serde_json::json!({})).await;
         for h in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
             assert!(r.headers().contains_key(h), "{h} missing on {}", r.status());
         }
@@ -106,7 +93,7 @@ async fn burst_then_refuse(backend: Backend) {
     }
     assert!((1..=2).contains(&retry_after), "retry-after {retry_after}");
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
-    let r = upload_with_key(&server, &server.key, &file).await;
+    let r = upload_with_key(&server, &server.key, &file, "in.jpg", serde_json::json!({})).await;
     assert_eq!(
         r.status(),
         200,
@@ -137,10 +124,12 @@ async fn quota_and_overage(backend: Backend) {
     let server = start(backend, dir, plans, db.as_deref());
     let file = corpus("edge/gray.jpg"); // 5353 bytes: one fits in 10000, two do not
     assert_eq!(
-        upload_with_key(&server, &server.key, &file).await.status(),
+        upload_with_key(&server, &server.key, &file, "in.jpg", serde_json::json!({}))
+            .await
+            .status(),
         200
     );
-    let r = upload_with_key(&server, &server.key, &file).await;
+    let r = upload_with_key(&server, &server.key, &file, "in.jpg", serde_json::json!({})).await;
     assert_eq!(r.status(), 429);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
@@ -158,7 +147,12 @@ async fn quota_and_overage(backend: Backend) {
         .trim()
         .to_string();
     for _ in 0..3 {
-        assert_eq!(upload_with_key(&server, &paid, &file).await.status(), 200);
+        assert_eq!(
+            upload_with_key(&server, &paid, &file, "in.jpg", serde_json::json!({}))
+                .await
+                .status(),
+            200
+        );
     }
     let u = usage(&server, &paid).await;
     assert_eq!(u["bytes"], 3 * file.len() as u64);
@@ -260,7 +254,11 @@ async fn two_instances_sharing_redis_enforce_one_limit() {
     let started = std::time::Instant::now();
     for i in 0..10 {
         let server = if i % 2 == 0 { &a } else { &b };
-        if upload_with_key(server, &key, &file).await.status() == 200 {
+        if upload_with_key(server, &key, &file, "in.jpg", serde_json::json!({}))
+            .await
+            .status()
+            == 200
+        {
             allowed += 1;
         }
     }

@@ -73,6 +73,19 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
 }
 
+/// `--config` with a free plan without effective limits, written into `data_dir`, then `extra`.
+fn unlimited_plan_args(data_dir: &tempfile::TempDir, extra: &[&str]) -> Vec<String> {
+    let config = data_dir.path().join("unlimited.toml");
+    std::fs::write(
+        &config,
+        "[plans.free]\nrequests_per_second = 100000\nbytes_per_month = 1000000000000000\n",
+    )
+    .expect("write config");
+    let mut args: Vec<String> = vec!["--config".into(), config.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 impl Server {
     /// Starts a server whose free plan has effectively no rate limit or quota, so tests that
     /// are not about plans can make many requests quickly.
@@ -82,28 +95,14 @@ impl Server {
     }
 
     pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Server {
-        let config = data_dir.path().join("unlimited.toml");
-        std::fs::write(
-            &config,
-            "[plans.free]\nrequests_per_second = 100000\nbytes_per_month = 1000000000000000\n",
-        )
-        .expect("write config");
-        let mut args: Vec<String> = vec!["--config".into(), config.display().to_string()];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = unlimited_plan_args(&data_dir, extra);
         Self::start_raw(data_dir, &args)
     }
 
     /// [`Server::start`] with these environment variables set for the server process.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::tempdir().expect("tempdir");
-        let config = data_dir.path().join("unlimited.toml");
-        std::fs::write(
-            &config,
-            "[plans.free]\nrequests_per_second = 100000\nbytes_per_month = 1000000000000000\n",
-        )
-        .expect("write config");
-        let mut args: Vec<String> = vec!["--config".into(), config.display().to_string()];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = unlimited_plan_args(&data_dir, extra);
         Self::start_raw_with_env(data_dir, &args, env)
     }
 
@@ -291,18 +290,64 @@ pub async fn upload(
     name: &str,
     data: serde_json::Value,
 ) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
+    client()
+        .post(server.url("/v1/upload"))
+        .multipart(upload_form(file, name, &data))
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// [`upload`] with the key as a bearer token rather than in `data`.
+pub async fn upload_with_key(
+    server: &Server,
+    key: &str,
+    file: &[u8],
+    name: &str,
+    data: serde_json::Value,
+) -> reqwest::Response {
+    client()
+        .post(server.url("/v1/upload"))
+        .bearer_auth(key)
+        .multipart(upload_form(file, name, &data))
+        .send()
+        .await
+        .expect("upload")
+}
+
+fn upload_form(file: &[u8], name: &str, data: &serde_json::Value) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
         .part(
             "image",
             reqwest::multipart::Part::bytes(file.to_vec()).file_name(name.to_string()),
         )
-        .text("data", data.to_string());
-    client()
-        .post(server.url("/v1/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload")
+        .text("data", data.to_string())
+}
+
+/// The venv's python with `krakenio` (scripts/services.sh), or None (the test is skipped)
+/// when it is not installed and the run does not require the tools.
+pub fn kraken_python() -> Option<String> {
+    let required =
+        std::env::var_os("CI").is_some() || std::env::var_os("PIXPRESS_REQUIRE_TOOLS").is_some();
+    let python = std::env::var("PIXPRESS_TEST_PYTHON").ok();
+    let usable = python.as_ref().is_some_and(|py| {
+        Command::new(py)
+            .args(["-c", "import krakenio"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    match (usable, required) {
+        (true, _) => python,
+        (false, true) => panic!(
+            "PIXPRESS_TEST_PYTHON with krakenio is required: source scripts/services.sh first"
+        ),
+        (false, false) => {
+            eprintln!(
+                "skipped: no PIXPRESS_TEST_PYTHON with krakenio (source scripts/services.sh)"
+            );
+            None
+        }
+    }
 }
 
 pub async fn post_json(server: &Server, body: serde_json::Value) -> reqwest::Response {
