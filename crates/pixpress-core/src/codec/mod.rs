@@ -33,6 +33,13 @@ pub trait Codec: Sync {
     /// The lossy quality scale the perceptual search bisects.
     fn quality_range(&self) -> RangeInclusive<u8>;
 
+    /// Where the quality search starts for a SSIMULACRA2 `target`: the quality that reaches
+    /// it on a typical photo. Without a calibration, the middle of the range.
+    fn first_guess(&self, _target: f64) -> u8 {
+        let range = self.quality_range();
+        range.start() + (range.end() - range.start()) / 2
+    }
+
     /// Every pixel kept. `Ok(None)` when the format has no lossless mode here (JPEG, AVIF):
     /// the caller then encodes at a high fixed quality instead.
     fn encode_lossless(&self, _image: &DynamicImage) -> Result<Option<Vec<u8>>, CoreError> {

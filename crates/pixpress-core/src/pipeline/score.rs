@@ -1,6 +1,6 @@
 //! Perceptual scoring: SSIMULACRA2 of an encoded candidate against the pixels it was made from.
 //!
-//! Big images are scored on a *sample*: a mosaic of 64 tiles of 128×128 taken on an even grid,
+//! Big images are scored on a *sample*: a mosaic of 16 tiles of 256×256 taken on an even grid,
 //! each tile starting on a 16-pixel boundary. Block codecs (JPEG's 8×8 blocks and 16×16 MCUs)
 //! code every tile of the mosaic exactly as they code that region of the whole image, so the
 //! quality search can run on ~1 MP instead of the full frame. Transparent pixels are composited
@@ -11,8 +11,11 @@ use image::{DynamicImage, GenericImageView, RgbImage, RgbaImage};
 
 /// Images with more pixels than this are scored on a mosaic sample.
 pub const SAMPLE_ABOVE_PIXELS: u64 = 1_500_000;
-const TILE: u32 = 128;
-const TILES_PER_SIDE: u32 = 8;
+/// 16 tiles of 256 predict the whole image's score better than 64 of 128 or 256 of 64 (same
+/// area): over the six corpus photos their bias against the whole image spans −0.6 to +2.4
+/// points against −3.0 to +1.7, and varies less from one quality to the next.
+const TILE: u32 = 256;
+const TILES_PER_SIDE: u32 = 4;
 /// SSIMULACRA2 is undefined below 8×8.
 const MIN_SIDE: u32 = 8;
 const BACKDROP: u16 = 128;

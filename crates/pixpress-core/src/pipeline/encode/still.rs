@@ -318,27 +318,16 @@ fn png_lossy(
         });
     }
     let target = request.target();
-    let found = quality::search(image, target, codec)?;
-    let settled = match &found {
-        Some(found) if found.reached && found.whole_image_bytes.is_some() => {
-            Some((found.quality, found.score))
-        }
-        // Searched on the sample: check (and raise) on the whole image before trusting it.
-        Some(found) if found.reached => {
-            quality::finish_on_whole_image(image, found, target, codec)?
-                .map(|(_, q, score)| (q, score))
-        }
-        _ => None,
-    };
-    if let Some((q, score)) = settled.filter(|&(_, score)| score >= target) {
-        if let Some(bytes) = png::quantize(&rgba, q, icc)? {
+    let searched = quality::searched(image, target, codec)?;
+    if let Some(found) = searched.as_ref().filter(|found| found.reached) {
+        if let Some(bytes) = png::quantize(&rgba, found.quality, icc)? {
             return Ok(Encoded {
-                ssimulacra2: Some(round_score(score)),
-                ..fixed(bytes, ImageFormat::Png, q)
+                ssimulacra2: Some(round_score(found.score)),
+                ..fixed(bytes, ImageFormat::Png, found.quality)
             });
         }
     }
-    let top_score = found
+    let top_score = searched
         .as_ref()
         .map_or(f64::NEG_INFINITY, |found| found.score);
     let pixels = u64::from(rgba.width()) * u64::from(rgba.height());
