@@ -2,25 +2,24 @@
 //! when that thread calls into the allocator again; image work runs on tokio's blocking pool
 //! and the codecs' rayon workers, which then sit idle, so after a burst of big images the
 //! server would keep its peak resident memory for good (measured: 2.1 GB after the burst of
-//! `tests/admission.rs`, against 50 MB idle). So: mimalloc purges freed pages at once rather
-//! than a second later (a delayed purge is only carried out by the thread's next allocation), a
-//! background thread asks every rayon worker (and itself) to collect every few seconds, tokio's
+//! `tests/admission.rs`, against 50 MB idle). So: a background thread asks every rayon worker
+//! (and itself) to collect every few seconds, tokio's
 //! workers collect as they park (at most as often), and the C codecs' glibc heap keeps one
 //! arena per core (not eight), maps big buffers on their own and is trimmed with the
 //! collection. Measured after that burst: 2.1 GB → 240–410 MB with the periodic collection
 //! alone, → 179 MB with the trim, → 83 MB with the immediate purge and one arena per core,
 //! → 52–123 MB with the workers' collection, → 63–88 MB with the fixed mmap threshold (the
-//! same server after as many small requests of the same kinds, settled: 58–72 MB).
+//! same server after as many small requests of the same kinds, settled: 58–72 MB). mimalloc's
+//! own purge delay (1000 ms) is kept: purging at once, which the collection has made needless
+//! for the memory after a burst (73 MB against 64 idle, 38 against 38 without huge pages), made
+//! the quality search fault its big scoring buffers in again on every trial (photo_garden's
+//! automatic quality: 4.1 s purging at once, 3.4 s at 100 ms, 2.0 s at mimalloc's delay).
 
 use std::time::Duration;
 
 /// How often idle memory is collected: rarely enough to cost nothing, soon enough that a
 /// burst's peak does not linger.
 const EVERY: Duration = Duration::from_secs(2);
-
-/// mimalloc's `mi_option_purge_delay` (not exported by the bindings; position 15 in both of the
-/// vendored mimalloc versions' option enum, checked by the test below).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// glibc's default starting threshold (128 KiB), kept fixed.
 const MMAP_THRESHOLD_BYTES: i32 = 128 * 1024;
@@ -29,7 +28,6 @@ const MMAP_THRESHOLD_BYTES: i32 = 128 * 1024;
 pub fn return_freed_memory_promptly() {
     // SAFETY: both only change allocator options; called before other threads start.
     unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         libc::mallopt(libc::M_ARENA_MAX, cores.try_into().unwrap_or(2));
         // A fixed threshold: big codec buffers always get their own mapping, given back when
@@ -69,21 +67,5 @@ pub fn collect_freed_memory_periodically() {
         });
     if let Err(e) = spawned {
         tracing::warn!("freed memory will be returned lazily: {e}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_purge_delay_option_is_the_one_set() {
-        // mimalloc v3's default purge delay is 1000 ms (v2's 10); another option at this
-        // position would have another default.
-        let value = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        assert!(
-            value == 1000 || value == 10,
-            "option {MI_OPTION_PURGE_DELAY} is {value}"
-        );
     }
 }
