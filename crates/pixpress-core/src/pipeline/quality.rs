@@ -52,6 +52,7 @@ pub struct Found {
 struct Trial {
     quality: u8,
     score: f64,
+    size: usize,
     bytes: Option<Vec<u8>>,
 }
 
@@ -88,6 +89,13 @@ impl<'a> Trials<'a> {
         })
     }
 
+    fn size_at(&self, quality: u8) -> usize {
+        self.done
+            .iter()
+            .find(|t| t.quality == quality)
+            .map_or(usize::MAX, |t| t.size)
+    }
+
     fn score_at(&self, quality: u8) -> Option<f64> {
         self.done
             .iter()
@@ -104,6 +112,7 @@ impl<'a> Trials<'a> {
                 return Ok(Trial {
                     quality,
                     score: f64::NEG_INFINITY,
+                    size: usize::MAX,
                     bytes: None,
                 });
             };
@@ -112,6 +121,7 @@ impl<'a> Trials<'a> {
             Ok(Trial {
                 quality,
                 score,
+                size: bytes.len(),
                 bytes: keep.then_some(bytes),
             })
         };
@@ -281,36 +291,89 @@ pub fn searched(
     target: f64,
     codec: &dyn Codec,
 ) -> Result<Option<Searched>, CoreError> {
+    searched_smallest(image, target, &[codec])
+}
+
+/// [`searched`] for the codec (of several writing one format, like JPEG's two chromas) whose
+/// output is the smallest that reaches the target. Big images choose on the sample: each codec's
+/// sample boundary is found, and only the one whose boundary encode is the smallest (reaching
+/// first) is finished on the whole image, since the whole-image checks cost far more than the
+/// sample's trials.
+pub fn searched_smallest(
+    image: &DynamicImage,
+    target: f64,
+    codecs: &[&dyn Codec],
+) -> Result<Option<Searched>, CoreError> {
     if !score::wants_sample(image.width(), image.height()) {
-        let Some(mut found) = search(image, target, codec)? else {
-            return Ok(None);
-        };
-        let bytes = match found.whole_image_bytes.take() {
-            Some(bytes) => bytes,
-            None => encode_whole(image, codec, found.quality)?,
-        };
-        return Ok(Some(Searched {
-            bytes,
-            quality: found.quality,
-            score: found.score,
-            reached: found.reached,
-        }));
+        let mut best: Option<Searched> = None;
+        for &codec in codecs {
+            let Some(mut found) = search(image, target, codec)? else {
+                return Ok(None);
+            };
+            let bytes = match found.whole_image_bytes.take() {
+                Some(bytes) => bytes,
+                None => encode_whole(image, codec, found.quality)?,
+            };
+            let candidate = Searched {
+                bytes,
+                quality: found.quality,
+                score: found.score,
+                reached: found.reached,
+            };
+            best = Some(match best {
+                Some(kept) if !better(&candidate, &kept) => kept,
+                _ => candidate,
+            });
+        }
+        return Ok(best);
     }
     let sample = score::sample(image);
-    let Some(mut trials) = Trials::new(&sample, codec, false, target) else {
+    let mut searches = Vec::new();
+    for &codec in codecs {
+        let Some(trials) = Trials::new(&sample, codec, false, target) else {
+            return Ok(None);
+        };
+        searches.push((codec, trials));
+    }
+    let pixels = u64::from(image.width()) * u64::from(image.height());
+    // The whole image's reference is built while the sample's first searches run.
+    let (whole, firsts) = std::thread::scope(|scope| {
+        let whole = (pixels <= VERIFY_UP_TO_PIXELS).then(|| scope.spawn(|| Reference::new(image)));
+        let firsts: Vec<_> = searches
+            .iter_mut()
+            .map(|(codec, trials)| {
+                let range = codec.quality_range();
+                trials.lowest_passing(target + SAMPLE_BIAS, *range.start(), *range.end())
+            })
+            .collect();
+        (
+            whole.and_then(|handle| handle.join().ok().flatten()),
+            firsts,
+        )
+    });
+    let mut ranked = Vec::new();
+    for ((codec, trials), first) in searches.into_iter().zip(firsts) {
+        let boundary = first?;
+        let size = trials.size_at(boundary.unwrap_or(*codec.quality_range().end()));
+        ranked.push(((boundary.is_none(), size), codec, trials));
+    }
+    ranked.sort_by_key(|(rank, _, _)| *rank);
+    let Some((_, codec, mut trials)) = ranked.into_iter().next() else {
         return Ok(None);
     };
-    let pixels = u64::from(image.width()) * u64::from(image.height());
-    let range = codec.quality_range();
-    // The whole image's reference is built while the sample's first search runs.
-    let (whole, first) = std::thread::scope(|scope| {
-        let whole = (pixels <= VERIFY_UP_TO_PIXELS).then(|| scope.spawn(|| Reference::new(image)));
-        let first = trials.lowest_passing(target + SAMPLE_BIAS, *range.start(), *range.end());
-        (whole.and_then(|handle| handle.join().ok().flatten()), first)
-    });
-    first?;
     let finished = finish_on_whole_image(image, codec, &mut trials, whole.as_ref(), target)?;
     Ok(Some(finished))
+}
+
+/// Whether `a` beats `b`: reaching the target first, then fewer bytes (or, both short, a higher
+/// score).
+fn better(a: &Searched, b: &Searched) -> bool {
+    match (a.reached, b.reached) {
+        (true, false) => true,
+        (false, true) => false,
+        (true, true) => a.bytes.len() < b.bytes.len(),
+        (false, false) => a.score > b.score,
+    }
 }
 
 /// Scores a whole-image encode: against `whole`, or (too big for that) through its own sample

@@ -191,10 +191,30 @@ fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<E
             ..fixed(bytes, format, q)
         });
     }
-    let target = request.target();
-    let Some(searched) = quality::searched(image, target, codec)? else {
-        return Ok(fixed(encode(FALLBACK_QUALITY)?, format, FALLBACK_QUALITY));
+    searched_among(image, request.target(), &[codec])
+}
+
+/// The searched quality of the smallest of `codecs` (one format) that reaches `target`; a
+/// fixed quality when the image is too small to score.
+fn searched_among(
+    image: &DynamicImage,
+    target: f64,
+    codecs: &[&dyn Codec],
+) -> Result<Encoded, CoreError> {
+    let (Some(&first), Some(searched)) = (
+        codecs.first(),
+        quality::searched_smallest(image, target, codecs)?,
+    ) else {
+        let codec = codecs
+            .first()
+            .ok_or_else(|| CoreError::Encode("no codec to search".into()))?;
+        let format = codec.format();
+        let bytes = codec
+            .encode_lossy(image, FALLBACK_QUALITY)?
+            .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))?;
+        return Ok(fixed(bytes, format, FALLBACK_QUALITY));
     };
+    let format = first.format();
     let mut warnings = Vec::new();
     if !searched.reached {
         warnings.push(target_not_reached(
@@ -223,7 +243,8 @@ fn scored(request: &Request, image: &DynamicImage, bytes: &[u8], codec: &dyn Cod
 
 /// JPEG lossy at 4:2:0; for screen content also at 4:4:4, keeping the smaller of the two that
 /// reach the target (4:4:4 often needs a lower quality there, since 4:2:0 smears coloured edges
-/// that SSIMULACRA2 sees). At a fixed quality without a requested score, screen content is one
+/// that SSIMULACRA2 sees). A searched quality on a big image chooses the chroma on the sample,
+/// so only one of the two is finished on the whole image. At a fixed quality without a requested score, screen content is one
 /// 4:4:4 encode, as in the non-lossy path: scoring both to choose is work the answer does not
 /// need (it cost photo_aqua, a photo with flat areas, 0.97 s against 0.2 s).
 fn jpeg_lossy(
@@ -248,6 +269,17 @@ fn jpeg_lossy(
             carried,
         };
         return lossy(image, request, &full);
+    }
+    if request.quality.is_none() {
+        let half = Jpeg {
+            chroma: Chroma::Half,
+            carried,
+        };
+        let full = Jpeg {
+            chroma: Chroma::Full,
+            carried,
+        };
+        return searched_among(image, request.target(), &[&half, &full]);
     }
     // Choosing between the chromas needs both scores; at a fixed quality the answer reports
     // one only because the caller asked.
