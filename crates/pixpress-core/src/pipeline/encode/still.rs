@@ -179,19 +179,21 @@ fn lossy(image: &DynamicImage, request: &Request, codec: &dyn Codec) -> Result<E
         return budget::encode(image, request, codec);
     }
     let format = codec.format();
-    let encode = |quality: u8| {
-        codec
-            .encode_lossy(image, quality)?
-            .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))
-    };
     if let Some(q) = request.quality {
-        let bytes = encode(q)?;
+        let bytes = encode_at(codec, image, q)?;
         return Ok(Encoded {
             ssimulacra2: scored(request, image, &bytes, codec),
             ..fixed(bytes, format, q)
         });
     }
     searched_among(image, request.target(), &[codec])
+}
+
+/// `codec`'s lossy output at `quality`, an error when the encoder gives nothing.
+fn encode_at(codec: &dyn Codec, image: &DynamicImage, quality: u8) -> Result<Vec<u8>, CoreError> {
+    codec
+        .encode_lossy(image, quality)?
+        .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", codec.format().name())))
 }
 
 /// The searched quality of the smallest of `codecs` (one format) that reaches `target`; a
@@ -201,20 +203,14 @@ fn searched_among(
     target: f64,
     codecs: &[&dyn Codec],
 ) -> Result<Encoded, CoreError> {
-    let (Some(&first), Some(searched)) = (
-        codecs.first(),
-        quality::searched_smallest(image, target, codecs)?,
-    ) else {
-        let codec = codecs
-            .first()
-            .ok_or_else(|| CoreError::Encode("no codec to search".into()))?;
-        let format = codec.format();
-        let bytes = codec
-            .encode_lossy(image, FALLBACK_QUALITY)?
-            .ok_or_else(|| CoreError::Encode(format!("{} encoder gave nothing", format.name())))?;
+    let first = *codecs
+        .first()
+        .ok_or_else(|| CoreError::Encode("no codec to search".into()))?;
+    let format = first.format();
+    let Some(searched) = quality::searched_smallest(image, target, codecs)? else {
+        let bytes = encode_at(first, image, FALLBACK_QUALITY)?;
         return Ok(fixed(bytes, format, FALLBACK_QUALITY));
     };
-    let format = first.format();
     let mut warnings = Vec::new();
     if !searched.reached {
         warnings.push(target_not_reached(
