@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building pixpress needs beyond a Rust toolchain, from Debian's packages, when it
-# is missing: nasm (mozjpeg's and rav1e's SIMD assembly), cmake (libaom, the AVIF decoder, is
+# is missing: nasm (mozjpeg's and libaom's SIMD assembly), cmake (libaom, the AVIF codec, is
 # built from the crate's vendored source), pkg-config and a C compiler for the -sys crates.
 # Idempotent and quiet when everything is there. Sourced by scripts/serve.sh, scripts/test.sh
 # and .ci/run, so neither README command needs anything installed by hand first.

@@ -1,7 +1,8 @@
-//! AVIF: lossy encoding with rav1e (through ravif), decoding with libaom's AV1 decoder (through
-//! avif-decode). The decoder serves AVIF inputs and the scoring of AVIF trial encodes alike.
-//! AVIF has no lossless mode here: ravif codes YCbCr with a quantiser, so "lossless" requests
-//! that force AVIF get a high fixed quality instead (SPEC §5).
+//! AVIF: lossy encoding with libaom's AV1 encoder ([`super::aom`]) into a container written by
+//! avif-serialize, decoding with libaom's AV1 decoder (through avif-decode). The decoder serves
+//! AVIF inputs and the scoring of AVIF trial encodes alike. AVIF has no lossless mode here:
+//! colour is coded as YCbCr with a quantiser, so "lossless" requests that force AVIF get a high
+//! fixed quality instead (SPEC §5).
 //!
 //! Image sequences (animated AVIF, major brand `avis`): libavif and other writers also store
 //! the first frame as the file's primary image item, which is what is read here; the frames in
@@ -12,13 +13,13 @@
 use std::borrow::Cow;
 
 use image::DynamicImage;
-use ravif::{Img, RGB8, RGBA8};
 
+use super::aom::{self, Planes};
 use super::{panic_text, Codec};
 use crate::error::CoreError;
 use crate::format::ImageFormat;
 
-/// AVIF through [`Codec`]: lossy only (ravif has no lossless mode).
+/// AVIF through [`Codec`]: lossy only (no lossless mode, see the module note).
 pub struct Avif;
 
 impl Codec for Avif {
@@ -46,43 +47,109 @@ impl Codec for Avif {
     }
 }
 
-/// rav1e speed (1 slowest … 10 fastest). Measured on photo_storm (1920×1280) at quality 80:
-/// speed 6 took 12.3 s for 12,974 bytes (SSIMULACRA2 80.7), 7 and 8 10.8 s for 14,726 (80.7),
-/// 9 6.3 s for 14,478 (80.6), 10 3.6 s for 24,265 (82.1), on 2 cores shared with a build.
-/// 9 gives 7's result at 60 % of its time; 10 costs two thirds more bytes.
-const SPEED: u8 = 9;
-
-/// Encodes RGB or RGBA pixels. Alpha is its own AV1 plane, coded halfway between the colour
+/// Encodes RGB or RGBA pixels. Alpha is its own AV1 picture, coded halfway between the colour
 /// quality and 100 (as cavif does) and at least at 90: errors in alpha show as halos around
 /// cut-outs, and a mostly flat alpha plane costs few bytes even at high quality.
 pub fn encode_lossy(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, CoreError> {
-    let quality = f32::from(quality.clamp(1, 100));
-    let encoder = ravif::Encoder::new()
-        .with_quality(quality)
-        .with_alpha_quality(((quality + 100.0) / 2.0).max(90.0))
-        .with_speed(SPEED);
-    let (width, height) = (image.width() as usize, image.height() as usize);
-    // rav1e reports some internal failures by panicking; keep them inside this call.
-    let encoded = std::panic::catch_unwind(|| {
-        if image.color().has_alpha() {
-            let pixels: Vec<RGBA8> = image
-                .to_rgba8()
-                .pixels()
-                .map(|p| RGBA8::new(p[0], p[1], p[2], p[3]))
-                .collect();
-            encoder.encode_rgba(Img::new(&pixels[..], width, height))
-        } else {
-            let pixels: Vec<RGB8> = image
-                .to_rgb8()
-                .pixels()
-                .map(|p| RGB8::new(p[0], p[1], p[2]))
-                .collect();
-            encoder.encode_rgb(Img::new(&pixels[..], width, height))
+    let quality = quality.clamp(1, 100);
+    let (width, height) = (image.width(), image.height());
+    let threads = encoder_threads();
+    let rgba = image.color().has_alpha().then(|| image.to_rgba8());
+    let color = match &rgba {
+        Some(rgba) => ycbcr_planes(rgba.pixels().map(|p| [p[0], p[1], p[2]]), width, height),
+        None => ycbcr_planes(image.to_rgb8().pixels().map(|p| p.0), width, height),
+    };
+    let color_av1 = aom::encode(
+        &Planes::Color {
+            y: &color[0],
+            u: &color[1],
+            v: &color[2],
+        },
+        width,
+        height,
+        cq_level(quality),
+        threads,
+    )?;
+    let alpha_av1 = match &rgba {
+        Some(rgba) => {
+            let alpha: Vec<u16> = rgba.pixels().map(|p| ten_bit(p[3])).collect();
+            let alpha_quality = (quality / 2 + 50).max(90);
+            Some(aom::encode(
+                &Planes::Mono(&alpha),
+                width,
+                height,
+                cq_level(alpha_quality),
+                threads,
+            )?)
         }
-    })
-    .map_err(|panic| CoreError::Encode(panic_text(panic)))?
-    .map_err(|e| CoreError::Encode(format!("AVIF: {e}")))?;
-    Ok(encoded.avif_file)
+        None => None,
+    };
+    let mut container = avif_serialize::Aviffy::new();
+    container
+        .set_matrix_coefficients(avif_serialize::constants::MatrixCoefficients::Bt601)
+        .set_full_color_range(true)
+        .set_chroma_subsampling((false, false))
+        .set_seq_profile(1)
+        .set_bit_depth(10)
+        .set_width(width)
+        .set_height(height);
+    let mut file = Vec::new();
+    container
+        .write_slice(&mut file, &color_av1, alpha_av1.as_deref())
+        .map_err(|e| CoreError::Encode(format!("AVIF container: {e}")))?;
+    Ok(file)
+}
+
+/// The quality scale ravif used (and the API has documented since): quality 1..=100 to an AV1
+/// quantiser index 0..=255, then to libaom's 64 constant-quality levels.
+fn cq_level(quality: u8) -> u8 {
+    let q = f32::from(quality) / 100.0;
+    let index = if q >= 0.82 {
+        (1.0 - q) * 2.6
+    } else if q > 0.25 {
+        q.mul_add(-0.5, 0.875)
+    } else {
+        1.0 - q
+    };
+    (index * 63.0).round().clamp(0.0, 63.0) as u8
+}
+
+/// Both cores for one encode: libaom splits a picture into tiles and rows.
+fn encoder_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
+}
+
+/// 8-bit sample to 10 bits, exactly (0 → 0, 255 → 1023).
+fn ten_bit(sample: u8) -> u16 {
+    (u16::from(sample) << 2) | (u16::from(sample) >> 6)
+}
+
+/// Full-range BT.601 YCbCr at 10 bits, one plane each, from 8-bit RGB.
+fn ycbcr_planes(pixels: impl Iterator<Item = [u8; 3]>, width: u32, height: u32) -> [Vec<u16>; 3] {
+    const KR: f32 = 0.299;
+    const KB: f32 = 0.114;
+    const KG: f32 = 1.0 - KR - KB;
+    let count = width as usize * height as usize;
+    let mut planes = [
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    ];
+    let scale = 1023.0 / 255.0;
+    for [r, g, b] in pixels {
+        let (r, g, b) = (
+            f32::from(r) * scale,
+            f32::from(g) * scale,
+            f32::from(b) * scale,
+        );
+        let y = KR * r + KG * g + KB * b;
+        let cb = (b - y) * (0.5 / (1.0 - KB)) + 512.0;
+        let cr = (r - y) * (0.5 / (1.0 - KR)) + 512.0;
+        planes[0].push(y.round().clamp(0.0, 1023.0) as u16);
+        planes[1].push(cb.round().clamp(0.0, 1023.0) as u16);
+        planes[2].push(cr.round().clamp(0.0, 1023.0) as u16);
+    }
+    planes
 }
 
 /// Width and height of the primary image, from the container and the AV1 sequence header only.

@@ -14,6 +14,7 @@ use crate::error::CoreError;
 use crate::format::ImageFormat;
 
 pub mod any;
+pub mod aom;
 pub mod avif;
 pub mod exif;
 pub mod gif;

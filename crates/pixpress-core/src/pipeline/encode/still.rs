@@ -30,7 +30,7 @@ use crate::warning::{self, Warning};
 
 /// JPEG quality when something forces a re-encode but `lossy` is false (SPEC §5: ≥ 90).
 const LOSSLESS_JPEG_QUALITY: u8 = 92;
-/// AVIF quality when `lossy` is false but the request asks for AVIF: ravif has no lossless mode.
+/// AVIF quality when `lossy` is false but the request asks for AVIF: there is no lossless AVIF here.
 const LOSSLESS_AVIF_QUALITY: u8 = 92;
 /// When the palette search's top quality falls short of the target by at most this much,
 /// libimagequant's slower speed 2 gets one try before the lossless fallback (a few tenths of a
