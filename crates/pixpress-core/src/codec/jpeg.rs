@@ -3,6 +3,8 @@
 //! single-channel. Metadata the policy kept (ICC, EXIF, XMP) is written as the usual APP2/APP1
 //! markers.
 
+use std::borrow::Cow;
+
 use image::DynamicImage;
 
 use super::{panic_text, Carried, Codec};
@@ -60,24 +62,29 @@ const MEDIAN_PHOTO_CURVE: [(f64, f64); 6] = [
     (89.0, 95.0),
 ];
 
-/// The quality at which the median corpus photo reaches `target`, interpolated linearly.
+/// The quality at which the median corpus photo reaches `target`.
 fn first_guess(target: f64) -> u8 {
-    let curve = MEDIAN_PHOTO_CURVE;
-    let (first, last) = (curve[0], curve[curve.len() - 1]);
-    let quality = if target <= first.0 {
-        first.1
-    } else if target >= last.0 {
-        last.1
-    } else {
-        curve
-            .windows(2)
-            .find(|pair| target <= pair[1].0)
-            .map_or(last.1, |pair| {
-                let ((s0, q0), (s1, q1)) = (pair[0], pair[1]);
-                q0 + (target - s0) / (s1 - s0) * (q1 - q0)
-            })
-    };
-    quality.round() as u8
+    super::quality_on_curve(&MEDIAN_PHOTO_CURVE, target)
+}
+
+/// The samples mozjpeg reads: borrowed when the image already is 8-bit grey or RGB (a 12 MP
+/// photo's copy would be 36 MB more at the encode's peak), converted otherwise.
+fn encoder_pixels(image: &DynamicImage) -> (Cow<'_, [u8]>, mozjpeg::ColorSpace) {
+    match image {
+        DynamicImage::ImageLuma8(grey) => (
+            Cow::Borrowed(grey.as_raw()),
+            mozjpeg::ColorSpace::JCS_GRAYSCALE,
+        ),
+        DynamicImage::ImageRgb8(rgb) => (Cow::Borrowed(rgb.as_raw()), mozjpeg::ColorSpace::JCS_RGB),
+        _ if is_grey(image) => (
+            Cow::Owned(image.to_luma8().into_raw()),
+            mozjpeg::ColorSpace::JCS_GRAYSCALE,
+        ),
+        _ => (
+            Cow::Owned(image.to_rgb8().into_raw()),
+            mozjpeg::ColorSpace::JCS_RGB,
+        ),
+    }
 }
 
 pub fn encode(
@@ -86,14 +93,7 @@ pub fn encode(
     chroma: Chroma,
     carried: &Carried,
 ) -> Result<Vec<u8>, CoreError> {
-    let (pixels, color_space) = if is_grey(image) {
-        (
-            image.to_luma8().into_raw(),
-            mozjpeg::ColorSpace::JCS_GRAYSCALE,
-        )
-    } else {
-        (image.to_rgb8().into_raw(), mozjpeg::ColorSpace::JCS_RGB)
-    };
+    let (pixels, color_space) = encoder_pixels(image);
     let (width, height) = (image.width() as usize, image.height() as usize);
     let exif = carried
         .exif
