@@ -68,10 +68,39 @@ pub trait Codec: Sync {
         true
     }
 
+    /// Whether the score of a trial on the sample mosaic moves with the whole image's score (a
+    /// steady bias), so the sample can aim the search. When it does not, images up to the
+    /// whole-image check's size are searched on the whole image instead.
+    fn sample_aims_search(&self) -> bool {
+        true
+    }
+
     /// Decodes this codec's own output, to score it against its source.
     fn decode(&self, bytes: &[u8]) -> Result<DynamicImage, CoreError> {
         decode_with_image(bytes)
     }
+}
+
+/// The quality at which a calibration curve of (SSIMULACRA2, quality) points, in rising order,
+/// reaches `target`: interpolated linearly, held at the curve's ends.
+pub(crate) fn quality_on_curve(curve: &[(f64, f64)], target: f64) -> u8 {
+    let (Some(&first), Some(&last)) = (curve.first(), curve.last()) else {
+        return 0;
+    };
+    let quality = if target <= first.0 {
+        first.1
+    } else if target >= last.0 {
+        last.1
+    } else {
+        curve
+            .windows(2)
+            .find(|pair| target <= pair[1].0)
+            .map_or(last.1, |pair| {
+                let ((s0, q0), (s1, q1)) = (pair[0], pair[1]);
+                q0 + (target - s0) / (s1 - s0) * (q1 - q0)
+            })
+    };
+    quality.round() as u8
 }
 
 /// Metadata the encoder writes with the pixels, already filtered by the caller's policy.

@@ -247,7 +247,22 @@ pub fn search(
     target: f64,
     codec: &dyn Codec,
 ) -> Result<Option<Found>, CoreError> {
-    let sampled = score::wants_sample(image.width(), image.height());
+    search_on(
+        image,
+        target,
+        codec,
+        score::wants_sample(image.width(), image.height()),
+    )
+}
+
+/// [`search`] with the choice of subject made by the caller: the sample (`sampled`) or the
+/// image itself.
+fn search_on(
+    image: &DynamicImage,
+    target: f64,
+    codec: &dyn Codec,
+    sampled: bool,
+) -> Result<Option<Found>, CoreError> {
     let sample_image;
     let (subject, threshold) = if sampled {
         sample_image = score::sample(image);
@@ -304,10 +319,14 @@ pub fn searched_smallest(
     target: f64,
     codecs: &[&dyn Codec],
 ) -> Result<Option<Searched>, CoreError> {
-    if !score::wants_sample(image.width(), image.height()) {
+    let pixels = u64::from(image.width()) * u64::from(image.height());
+    let sample_cannot_aim = codecs.iter().any(|codec| !codec.sample_aims_search());
+    if !score::wants_sample(image.width(), image.height())
+        || (sample_cannot_aim && pixels <= VERIFY_UP_TO_PIXELS)
+    {
         let mut best: Option<Searched> = None;
         for &codec in codecs {
-            let Some(mut found) = search(image, target, codec)? else {
+            let Some(mut found) = search_on(image, target, codec, false)? else {
                 return Ok(None);
             };
             let bytes = match found.whole_image_bytes.take() {
@@ -335,7 +354,6 @@ pub fn searched_smallest(
         };
         searches.push((codec, trials));
     }
-    let pixels = u64::from(image.width()) * u64::from(image.height());
     // The whole image's reference is built while the sample's first searches run.
     let (whole, firsts) = std::thread::scope(|scope| {
         let whole = (pixels <= VERIFY_UP_TO_PIXELS).then(|| scope.spawn(|| Reference::new(image)));
