@@ -272,6 +272,16 @@ async fn memory_per_pixel_by_kind() {
             &garden,
             json!({"lossy": true, "quality": 80}),
         ),
+        (
+            "4 MP JPEG → AVIF auto",
+            &garden,
+            json!({"lossy": true, "format": "avif"}),
+        ),
+        (
+            "4 MP JPEG → AVIF q70",
+            &garden,
+            json!({"lossy": true, "quality": 70, "format": "avif"}),
+        ),
         ("12 MP JPEG → PNG", &photo, json!({"format": "png"})),
         ("12 MP JPEG, lossless re-code", &photo, json!({})),
         (
@@ -344,6 +354,7 @@ fn predicted_for(file: &[u8], options: &Value) -> u64 {
             Some("jpeg") => pixpress_core::OutputFormat::Jpeg,
             Some("webp") => pixpress_core::OutputFormat::Webp,
             Some("png") => pixpress_core::OutputFormat::Png,
+            Some("avif") => pixpress_core::OutputFormat::Avif,
             _ => pixpress_core::OutputFormat::Same,
         },
         ..pixpress_core::Request::default()

@@ -26,11 +26,24 @@ const RECODE_OTHER_BYTES_PER_PIXEL: u64 = 20;
 const DECODE_BYTES_PER_PIXEL: u64 = 4;
 /// Decoding plus encoding an output of the source's size, per output pixel, by format:
 /// JPEG measured 16.0–17.1 from JPEG sources and 24.4 from the 90 MP PNG; PNG (oxipng on
-/// the re-encoded pixels) 36.5. WebP is taken as JPEG's; AVIF and GIF, not measured, as PNG's.
+/// the re-encoded pixels) 36.5; AVIF (libaom with its 10-bit planes) 49 on photo_wood at a
+/// fixed quality. WebP is taken as JPEG's, GIF (not measured) as PNG's. `None` (format
+/// `auto`) tries AVIF among the others, so it is charged AVIF's.
 fn still_bytes_per_pixel(format: Option<ImageFormat>) -> u64 {
     match format {
         Some(ImageFormat::Jpeg | ImageFormat::Webp) => 25,
-        Some(ImageFormat::Png | ImageFormat::Avif | ImageFormat::Gif) | None => 37,
+        Some(ImageFormat::Png | ImageFormat::Gif) => 37,
+        Some(ImageFormat::Avif) | None => 50,
+    }
+}
+
+/// Encoders a search holds at once beyond the first: the whole-image scoring figure was
+/// measured with JPEG, whose encoder state is small; an AVIF search (on the whole image up to
+/// 5 MP) runs two libaom encoders side by side (photo_wood: 1365 MB peak, 278 per pixel).
+fn extra_search_encoders(format: Option<ImageFormat>) -> u64 {
+    match format {
+        Some(ImageFormat::Avif) | None => 1,
+        _ => 0,
     }
 }
 /// Every frame on a full RGBA canvas, resized copies and the animation encoder's, per frame
@@ -89,7 +102,8 @@ pub fn predicted_memory(
             let pixels = u64::from(w) * u64::from(h);
             let encode = pixels.saturating_mul(still_bytes_per_pixel(target));
             let scoring = if searches_or_scores(request) {
-                scoring_memory_bytes(w, h)
+                let extra = encode.saturating_mul(extra_search_encoders(target));
+                scoring_memory_bytes(w, h).saturating_add(extra)
             } else {
                 0
             };
