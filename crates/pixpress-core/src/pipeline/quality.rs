@@ -714,6 +714,70 @@ mod tests {
         assert!(codec.calls.load(Ordering::Relaxed) <= MAX_TRIALS + MAX_WHOLE_CHECKS);
     }
 
+    /// Posterises like the others, but its sample cannot aim the search (AVIF's case): every
+    /// trial must then be on the whole image.
+    struct WholeOnly {
+        sizes: std::sync::Mutex<Vec<(u32, u32)>>,
+    }
+
+    impl Codec for WholeOnly {
+        fn format(&self) -> ImageFormat {
+            ImageFormat::Png
+        }
+
+        fn quality_range(&self) -> RangeInclusive<u8> {
+            30..=95
+        }
+
+        fn sample_aims_search(&self) -> bool {
+            false
+        }
+
+        fn encode_lossy(
+            &self,
+            image: &DynamicImage,
+            quality: u8,
+        ) -> Result<Option<Vec<u8>>, CoreError> {
+            if let Ok(mut sizes) = self.sizes.lock() {
+                sizes.push((image.width(), image.height()));
+            }
+            posterise(image, quality)
+        }
+    }
+
+    #[test]
+    fn a_codec_whose_sample_cannot_aim_is_searched_on_the_whole_image() {
+        let image = big_gradient();
+        assert!(score::wants_sample(image.width(), image.height()));
+        let codec = WholeOnly {
+            sizes: std::sync::Mutex::new(Vec::new()),
+        };
+        let target = 75.0;
+        let searched = searched(&image, target, &codec).unwrap().unwrap();
+        let sizes = codec.sizes.lock().unwrap().clone();
+        assert!(!sizes.is_empty());
+        assert!(
+            sizes
+                .iter()
+                .all(|&size| size == (image.width(), image.height())),
+            "{sizes:?}"
+        );
+        assert!(
+            searched.reached && searched.score >= target,
+            "{}",
+            searched.score
+        );
+        let below = posterise(&image, searched.quality - 1).unwrap().unwrap();
+        let below = Reference::new(&image)
+            .unwrap()
+            .score(&image::load_from_memory(&below).unwrap())
+            .unwrap();
+        assert!(
+            below < target || round2(below) == round2(searched.score),
+            "{below}"
+        );
+    }
+
     #[test]
     fn interpolation_aims_at_the_crossing_and_the_quality_below_it() {
         let bracket = Bracket {
