@@ -229,8 +229,8 @@ impl Image {
         Ok(Image { raw })
     }
 
-    /// Copies the planes in; a monochrome picture gets neutral chroma planes (libaom reads
-    /// them even when it codes only luma).
+    /// Copies the planes in. A monochrome picture's chroma planes are set to neutral grey, so
+    /// the allocated picture holds no uninitialised samples whatever the encoder reads.
     fn fill(&mut self, planes: &Planes<'_>, width: usize, height: usize) -> Result<(), CoreError> {
         let neutral = vec![512u16; width];
         let sources: [&[u16]; 3] = match planes {
