@@ -555,10 +555,16 @@ mod tests {
     }
 
     /// A fake codec whose "quality" is a posterisation step: higher quality, finer steps. It
-    /// counts its encodes and cannot reach qualities below `lowest`.
+    /// counts its encodes and the sizes it was given, and cannot reach qualities below
+    /// `lowest`. On the sample (a 1024×1024 image) it posterises as if the quality were
+    /// `sample_optimism` steps higher (the sample looks better than the whole image), and
+    /// `sample_aims` is what it answers to [`Codec::sample_aims_search`].
     struct Posterise {
         calls: AtomicUsize,
+        sizes: std::sync::Mutex<Vec<(u32, u32)>>,
         lowest: u8,
+        sample_optimism: u8,
+        sample_aims: bool,
     }
 
     impl Posterise {
@@ -569,7 +575,10 @@ mod tests {
         fn reaching_from(lowest: u8) -> Posterise {
             Posterise {
                 calls: AtomicUsize::new(0),
+                sizes: std::sync::Mutex::new(Vec::new()),
                 lowest,
+                sample_optimism: 0,
+                sample_aims: true,
             }
         }
     }
@@ -583,16 +592,29 @@ mod tests {
             30..=95
         }
 
+        fn sample_aims_search(&self) -> bool {
+            self.sample_aims
+        }
+
         fn encode_lossy(
             &self,
             image: &DynamicImage,
             quality: u8,
         ) -> Result<Option<Vec<u8>>, CoreError> {
             self.calls.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut sizes) = self.sizes.lock() {
+                sizes.push((image.width(), image.height()));
+            }
             if quality < self.lowest {
                 return Ok(None);
             }
-            posterise(image, quality)
+            let on_sample = image.width() == 1024 && image.height() == 1024;
+            let shown = if on_sample {
+                quality.saturating_add(self.sample_optimism).min(100)
+            } else {
+                quality
+            };
+            posterise(image, shown)
         }
     }
 
@@ -634,38 +656,6 @@ mod tests {
         assert!(found.whole_image_bytes.is_some());
     }
 
-    /// Posterise, but on the sample (a 1024×1024 image) it posterises as if the quality were
-    /// `optimism` steps higher: the sample looks better than the whole image.
-    struct OptimisticOnSample {
-        optimism: u8,
-        calls: AtomicUsize,
-    }
-
-    impl Codec for OptimisticOnSample {
-        fn format(&self) -> ImageFormat {
-            ImageFormat::Png
-        }
-
-        fn quality_range(&self) -> RangeInclusive<u8> {
-            30..=95
-        }
-
-        fn encode_lossy(
-            &self,
-            image: &DynamicImage,
-            quality: u8,
-        ) -> Result<Option<Vec<u8>>, CoreError> {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            let on_sample = image.width() == 1024 && image.height() == 1024;
-            let shown = if on_sample {
-                quality.saturating_add(self.optimism).min(100)
-            } else {
-                quality
-            };
-            posterise(image, shown)
-        }
-    }
-
     fn big_gradient() -> DynamicImage {
         DynamicImage::ImageRgb8(image::RgbImage::from_fn(1400, 1200, |x, y| {
             let n = ((x * 7 + y * 13) % 17) as u8;
@@ -677,9 +667,9 @@ mod tests {
     fn a_sampled_search_ends_on_the_whole_images_lowest_passing_quality() {
         let image = big_gradient();
         assert!(score::wants_sample(image.width(), image.height()));
-        let codec = OptimisticOnSample {
-            optimism: 8,
-            calls: AtomicUsize::new(0),
+        let codec = Posterise {
+            sample_optimism: 8,
+            ..Posterise::new()
         };
         let target = 75.0;
         let searched = searched(&image, target, &codec).unwrap().unwrap();
@@ -714,43 +704,13 @@ mod tests {
         assert!(codec.calls.load(Ordering::Relaxed) <= MAX_TRIALS + MAX_WHOLE_CHECKS);
     }
 
-    /// Posterises like the others, but its sample cannot aim the search (AVIF's case): every
-    /// trial must then be on the whole image.
-    struct WholeOnly {
-        sizes: std::sync::Mutex<Vec<(u32, u32)>>,
-    }
-
-    impl Codec for WholeOnly {
-        fn format(&self) -> ImageFormat {
-            ImageFormat::Png
-        }
-
-        fn quality_range(&self) -> RangeInclusive<u8> {
-            30..=95
-        }
-
-        fn sample_aims_search(&self) -> bool {
-            false
-        }
-
-        fn encode_lossy(
-            &self,
-            image: &DynamicImage,
-            quality: u8,
-        ) -> Result<Option<Vec<u8>>, CoreError> {
-            if let Ok(mut sizes) = self.sizes.lock() {
-                sizes.push((image.width(), image.height()));
-            }
-            posterise(image, quality)
-        }
-    }
-
     #[test]
     fn a_codec_whose_sample_cannot_aim_is_searched_on_the_whole_image() {
         let image = big_gradient();
         assert!(score::wants_sample(image.width(), image.height()));
-        let codec = WholeOnly {
-            sizes: std::sync::Mutex::new(Vec::new()),
+        let codec = Posterise {
+            sample_aims: false,
+            ..Posterise::new()
         };
         let target = 75.0;
         let searched = searched(&image, target, &codec).unwrap().unwrap();
