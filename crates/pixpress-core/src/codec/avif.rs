@@ -73,7 +73,15 @@ pub fn encode_lossy(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, CoreEr
     let rgba = image.color().has_alpha().then(|| image.to_rgba8());
     let color = match &rgba {
         Some(rgba) => ycbcr_planes(rgba.pixels().map(|p| [p[0], p[1], p[2]]), width, height),
-        None => ycbcr_planes(image.to_rgb8().pixels().map(|p| p.0), width, height),
+        None => {
+            // Borrowed when the image already is 8-bit RGB, as most photos are: each search
+            // trial would otherwise copy it first.
+            let rgb = match image {
+                DynamicImage::ImageRgb8(rgb) => Cow::Borrowed(rgb),
+                _ => Cow::Owned(image.to_rgb8()),
+            };
+            ycbcr_planes(rgb.pixels().map(|p| p.0), width, height)
+        }
     };
     let color_av1 = aom::encode(
         &Planes::Color {
