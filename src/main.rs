@@ -228,15 +228,12 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Optimize(args) => Ok(optimize::run(args)),
-        Command::Serve(args) => {
-            memory::return_freed_memory_promptly();
-            runtime()?
-                .block_on(async {
-                    memory::collect_freed_memory_periodically();
-                    serve(cli.state, args).await
-                })
-                .map(|()| ExitCode::SUCCESS)
-        }
+        Command::Serve(args) => runtime()?
+            .block_on(async {
+                memory::collect_freed_memory_periodically();
+                serve(cli.state, args).await
+            })
+            .map(|()| ExitCode::SUCCESS),
         Command::Keys(command) => runtime()?
             .block_on(run_keys(cli.state, command))
             .map(|()| ExitCode::SUCCESS),
