@@ -343,29 +343,12 @@ async fn memory_per_pixel_by_kind() {
     }
 }
 
-/// The core's prediction for a request, as the server asks for it.
+/// The core's prediction for a request, from its options as the server parses and charges them.
 fn predicted_for(file: &[u8], options: &Value) -> u64 {
+    use pixpress_server::http::options::{parse, Endpoint};
     let limits = pixpress_core::Limits::default();
     let probe = pixpress_core::inspect(file, &limits).expect("probe");
-    let request = pixpress_core::Request {
-        lossy: options["lossy"].as_bool().unwrap_or(false),
-        quality: options["quality"].as_u64().map(|q| q as u8),
-        format: match options["format"].as_str() {
-            Some("jpeg") => pixpress_core::OutputFormat::Jpeg,
-            Some("webp") => pixpress_core::OutputFormat::Webp,
-            Some("png") => pixpress_core::OutputFormat::Png,
-            Some("avif") => pixpress_core::OutputFormat::Avif,
-            _ => pixpress_core::OutputFormat::Same,
-        },
-        ..pixpress_core::Request::default()
-    };
-    let resize = options.get("resize").map(|r| {
-        vec![pixpress_core::ResizeSpec {
-            strategy: pixpress_core::Strategy::Landscape {
-                width: r["width"].as_u64().expect("width") as u32,
-            },
-            enlarge: false,
-        }]
-    });
-    pixpress_core::predicted_memory(&probe, &request, resize.as_deref())
+    let job = parse(options, Endpoint::Upload).expect("valid options").job;
+    let specs = job.resize.as_ref().map(|resize| resize.specs());
+    pixpress_core::predicted_memory(&probe, &job.request, specs.as_deref())
 }
