@@ -6,9 +6,9 @@
 //! quality search can run on ~1 MP instead of the full frame. Transparent pixels are composited
 //! over mid-grey before scoring, so an error in alpha shows as an error in colour.
 
-use fast_ssim2::{PixelDescriptor, PixelSlice, Ssimulacra2Reference};
 use std::sync::Mutex;
 
+use fast_ssim2::{PixelDescriptor, PixelSlice, Ssimulacra2Reference};
 use image::{DynamicImage, GenericImageView, ImageBuffer, Pixel, RgbImage, RgbaImage};
 
 /// Images with more pixels than this are scored on a mosaic sample.
